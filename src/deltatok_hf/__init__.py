@@ -1,3 +1,18 @@
 """deltatok-hf: DeltaTok / DeltaWorld generative world models for the Hugging Face ecosystem."""
 
 __version__ = "0.1.0"
+
+from .models import DeltaTokConfig, DeltaTokModel, DeltaWorldConfig, DeltaWorldForForecasting
+from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
+from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
+
+__all__ = [
+    "DeltaTokConfig",
+    "DeltaTokModel",
+    "DeltaTokOutput",
+    "DeltaTokReconstructionOutput",
+    "DeltaWorldConfig",
+    "DeltaWorldForForecasting",
+    "DeltaWorldForecastOutput",
+    "DeltaWorldOutput",
+]

@@ -1,0 +1,172 @@
+"""Configuration of the DeltaWorld predictor."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+from ..deltatok.configuration_deltatok import DeltaTokConfig
+
+
+class DeltaWorldConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`DeltaWorldForForecasting`]: a frozen [`DeltaTokModel`] plus a cross-attention predictor over
+    delta tokens. Defaults are the released `deltaworld-kinetics` settings (ViT-B sizes).
+
+    Args:
+        tokenizer_config (`DeltaTokConfig` or `dict`, *optional*):
+            Configuration of the frozen tokenizer (with its backbone). Defaults to the ViT-B/16 DeltaTok.
+        tokenizer_name_or_path (`str`, *optional*):
+            Hub id or local path of DeltaTok weights, loaded by `from_pretrained` when the checkpoint holds only the
+            predictor (as the official `deltaworld-kinetics` release does).
+        hidden_size (`int`, *optional*, defaults to 768):
+            Width of the predictor (`Dp`); queries are this wide.
+        num_hidden_layers (`int`, *optional*, defaults to 12):
+            Number of cross-attention blocks.
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Attention heads per block.
+        intermediate_size (`int`, *optional*):
+            MLP width; defaults to `hidden_size * mlp_ratio`.
+        mlp_ratio (`int`, *optional*, defaults to 4):
+            MLP width as a multiple of `hidden_size` when `intermediate_size` is not given.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            MLP activation (exact erf GELU in the released model).
+        rope_axis_sizes (`tuple[int]`, *optional*, defaults to `(60,)`):
+            Dims of every head rotated by the 1-D time RoPE (one axis: time).
+        rope_unrotated_size (`int`, *optional*, defaults to 4):
+            Trailing dims of every head left unrotated. `sum(rope_axis_sizes) + rope_unrotated_size` must equal the
+            head size.
+        rope_min_exponent / rope_max_exponent (`float`, *optional*, defaults to -2 / 2):
+            Time-RoPE frequencies are `1 / 10**linspace(min, max, axis_size // 2)` cycles per second (100 Hz to 0.01 Hz).
+        layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of every predictor LayerNorm (the noise queries have variance 4e-4, so this matters).
+        layer_scale_init (`float`, *optional*, defaults to 1e-5):
+            Initial LayerScale value.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Std of the truncated-normal initialisation.
+        noise_std (`float`, *optional*, defaults to 0.02):
+            Std `σ` of the noise queries `q ~ N(0, σ²I)` (the backbone's `initializer_range` in the official code).
+        use_best_of_many (`bool`, *optional*, defaults to `True`):
+            Noise queries trained with Best-of-Many. `False` is the deterministic (discriminative) ablation: one learned
+            query, one future.
+        num_samples_train (`int`, *optional*, defaults to 256):
+            Candidates `K` per target in Best-of-Many training.
+        num_samples_eval (`int`, *optional*, defaults to 20):
+            Default number of sampled futures at inference.
+        smooth_l1_beta (`float`, *optional*, defaults to 0.1):
+            `β` of the smooth-L1 loss used both to pick the Best-of-Many winner and as the training loss.
+        delta_token_size (`int`, *optional*):
+            Width of the delta tokens; must equal the tokenizer's hidden size (checked), kept for explicit configs.
+    """
+
+    model_type = "deltaworld"
+    sub_configs = {"tokenizer_config": DeltaTokConfig}
+
+    def __init__(
+        self,
+        tokenizer_config: DeltaTokConfig | dict | None = None,
+        tokenizer_name_or_path: str | None = None,
+        hidden_size: int = 768,
+        num_hidden_layers: int = 12,
+        num_attention_heads: int = 12,
+        intermediate_size: int | None = None,
+        mlp_ratio: int = 4,
+        hidden_act: str = "gelu",
+        rope_axis_sizes: tuple[int, ...] | list[int] = (60,),
+        rope_unrotated_size: int = 4,
+        rope_min_exponent: float = -2.0,
+        rope_max_exponent: float = 2.0,
+        layer_norm_eps: float = 1e-5,
+        layer_scale_init: float = 1e-5,
+        initializer_range: float = 0.02,
+        noise_std: float = 0.02,
+        use_best_of_many: bool = True,
+        num_samples_train: int = 256,
+        num_samples_eval: int = 20,
+        smooth_l1_beta: float = 0.1,
+        delta_token_size: int | None = None,
+        **kwargs,
+    ):
+        if tokenizer_config is None:
+            tokenizer_config = DeltaTokConfig()
+        elif isinstance(tokenizer_config, dict):
+            tokenizer_config = DeltaTokConfig(**{k: v for k, v in tokenizer_config.items() if k != "model_type"})
+        elif not isinstance(tokenizer_config, DeltaTokConfig):
+            raise TypeError(
+                f"tokenizer_config must be a DeltaTokConfig or a dict, got {type(tokenizer_config).__name__}."
+            )
+        if delta_token_size is not None and delta_token_size != tokenizer_config.hidden_size:
+            raise ValueError(
+                f"delta_token_size={delta_token_size} does not match the tokenizer's hidden_size="
+                f"{tokenizer_config.hidden_size}: the predictor reads and writes delta tokens of the tokenizer width."
+            )
+        if hidden_size < 1 or num_attention_heads < 1 or hidden_size % num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={hidden_size} must be a positive multiple of num_attention_heads={num_attention_heads}."
+            )
+        if not isinstance(num_hidden_layers, int) or num_hidden_layers < 1:
+            raise ValueError(f"num_hidden_layers must be a positive integer, got {num_hidden_layers!r}.")
+        rope_axis_sizes = [int(size) for size in rope_axis_sizes]
+        head_size = hidden_size // num_attention_heads
+        if any(size <= 0 or size % 2 for size in rope_axis_sizes):
+            raise ValueError(f"every RoPE axis size must be a positive even number, got {rope_axis_sizes}.")
+        if sum(rope_axis_sizes) + rope_unrotated_size != head_size:
+            raise ValueError(
+                f"RoPE sizes must add up to the head size: {rope_axis_sizes} + {rope_unrotated_size} = "
+                f"{sum(rope_axis_sizes) + rope_unrotated_size}, but head size = {hidden_size} // "
+                f"{num_attention_heads} = {head_size}."
+            )
+        if len(rope_axis_sizes) != 1:
+            raise ValueError(f"DeltaWorld uses one time axis; got rope_axis_sizes={rope_axis_sizes}.")
+        if num_samples_train < 1 or num_samples_eval < 1:
+            raise ValueError(
+                f"num_samples_train and num_samples_eval must be >= 1, got {num_samples_train} and {num_samples_eval}."
+            )
+        if noise_std <= 0:
+            raise ValueError(f"noise_std must be positive, got {noise_std}.")
+        if smooth_l1_beta < 0:
+            raise ValueError(f"smooth_l1_beta must be >= 0, got {smooth_l1_beta}.")
+
+        self.tokenizer_config = tokenizer_config
+        self.tokenizer_name_or_path = tokenizer_name_or_path
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.mlp_ratio = mlp_ratio
+        self.intermediate_size = intermediate_size if intermediate_size is not None else hidden_size * mlp_ratio
+        self.hidden_act = hidden_act
+        self.rope_axis_sizes = rope_axis_sizes
+        self.rope_unrotated_size = rope_unrotated_size
+        self.rope_min_exponent = rope_min_exponent
+        self.rope_max_exponent = rope_max_exponent
+        self.layer_norm_eps = layer_norm_eps
+        self.layer_scale_init = layer_scale_init
+        self.initializer_range = initializer_range
+        self.noise_std = noise_std
+        self.use_best_of_many = use_best_of_many
+        self.num_samples_train = num_samples_train
+        self.num_samples_eval = num_samples_eval
+        self.smooth_l1_beta = smooth_l1_beta
+        super().__init__(**kwargs)
+
+    @property
+    def delta_token_size(self) -> int:
+        return self.tokenizer_config.hidden_size
+
+    @classmethod
+    def tiny(cls, **kwargs) -> "DeltaWorldConfig":
+        """The `tiny` preset of the reference tensors (64-wide, 2 blocks, 4 heads, RoPE (12,) + 4, MLP ratio 2)."""
+        tokenizer_kwargs = kwargs.pop("tokenizer_kwargs", {})
+        defaults = {
+            "tokenizer_config": DeltaTokConfig.tiny(**tokenizer_kwargs),
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "rope_axis_sizes": (12,),
+            "rope_unrotated_size": 4,
+            "mlp_ratio": 2,
+        }
+        defaults.update(kwargs)
+        return cls(**defaults)
+
+
+__all__ = ["DeltaWorldConfig"]
