@@ -2,12 +2,25 @@
 
 __version__ = "0.1.0"
 
-from .models import DeltaTokConfig, DeltaTokModel, DeltaWorldConfig, DeltaWorldForForecasting
+from .models import (
+    DeltaTokConfig,
+    DeltaTokDepthHead,
+    DeltaTokDepthHeadConfig,
+    DeltaTokModel,
+    DeltaTokSegmentationHead,
+    DeltaTokSegmentationHeadConfig,
+    DeltaWorldConfig,
+    DeltaWorldForForecasting,
+)
 from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
 from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
 
 __all__ = [
     "DeltaTokConfig",
+    "DeltaTokDepthHead",
+    "DeltaTokDepthHeadConfig",
+    "DeltaTokSegmentationHead",
+    "DeltaTokSegmentationHeadConfig",
     "DeltaTokModel",
     "DeltaTokOutput",
     "DeltaTokReconstructionOutput",

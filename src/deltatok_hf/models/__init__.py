@@ -4,20 +4,24 @@ from transformers import AutoConfig, AutoModel
 
 from .deltatok import DeltaTokConfig, DeltaTokModel
 from .deltaworld import DeltaWorldConfig, DeltaWorldForForecasting
+from .heads import (
+    DeltaTokDepthHead,
+    DeltaTokDepthHeadConfig,
+    DeltaTokSegmentationHead,
+    DeltaTokSegmentationHeadConfig,
+)
 
+for _config_class, _model_class in ((DeltaTokConfig, DeltaTokModel), (DeltaWorldConfig, DeltaWorldForForecasting)):
+    AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
+    AutoModel.register(_config_class, _model_class, exist_ok=True)
 
-def _register() -> None:
-    for config_class, model_class in ((DeltaTokConfig, DeltaTokModel), (DeltaWorldConfig, DeltaWorldForForecasting)):
-        try:
-            AutoConfig.register(config_class.model_type, config_class)
-        except ValueError:  # already registered (module re-imported)
-            pass
-        try:
-            AutoModel.register(config_class, model_class)
-        except ValueError:
-            pass
-
-
-_register()
-
-__all__ = ["DeltaTokConfig", "DeltaTokModel", "DeltaWorldConfig", "DeltaWorldForForecasting"]
+__all__ = [
+    "DeltaTokConfig",
+    "DeltaTokDepthHead",
+    "DeltaTokDepthHeadConfig",
+    "DeltaTokModel",
+    "DeltaTokSegmentationHead",
+    "DeltaTokSegmentationHeadConfig",
+    "DeltaWorldConfig",
+    "DeltaWorldForForecasting",
+]

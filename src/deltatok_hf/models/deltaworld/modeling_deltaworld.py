@@ -532,7 +532,9 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
                 f"future_timestamps must be after the last context time: first future times "
                 f"{future_timestamps[:, 0].tolist()} vs last context times {timestamps[:, -1].tolist()}."
             )
-        if num_samples is None:
+        if num_samples is None and noise is not None and noise.ndim == 4:
+            num_samples = noise.shape[1]
+        elif num_samples is None:
             num_samples = self.config.num_samples_eval if self.config.use_best_of_many else 1
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
