@@ -323,3 +323,22 @@ def test_tokenizer_rejects_bad_features(tiny_tokenizer):
         tiny_tokenizer.encode(torch.zeros(1, 6, 64), torch.zeros(1, 6, 64))
     with pytest.raises(ValueError, match="num_steps"):
         tiny_tokenizer.reconstruct(random_frames(1, 2), num_steps=3)
+
+
+def test_official_initialisation():
+    torch.manual_seed(0)
+    model = DeltaWorldForForecasting(DeltaWorldConfig.tiny(use_best_of_many=False))
+    for module in (model.tokenizer.encoder_blocks, model.tokenizer.decoder_blocks, model.predictor):
+        for name, parameter in module.named_parameters():
+            if name.endswith("lambda1"):
+                assert torch.all(parameter == 1e-5), name
+            elif name.endswith("bias") and "norm" not in name:
+                assert torch.all(parameter == 0), name
+            elif name.endswith("weight") and parameter.ndim == 2:
+                # trunc_normal_(std=0.02) with the default absolute bounds of +-2, as the official code.
+                assert 0.015 < parameter.std().item() < 0.025, name
+    assert 0.01 < model.query_embed.weight.std().item() < 0.03
+    # The backbone keeps DINOv3's own initialisation (LayerScale 1.0) and is frozen.
+    assert torch.all(model.tokenizer.backbone.model.layer[0].layer_scale1.lambda1 == 1.0)
+    assert not any(p.requires_grad for p in model.tokenizer.parameters())
+    assert all(p.requires_grad for p in model.predictor.parameters())
