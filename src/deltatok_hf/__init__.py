@@ -14,6 +14,7 @@ from .models import (
 )
 from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
 from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
+from .pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
 
 __all__ = [
     "DeltaTokConfig",
@@ -28,4 +29,6 @@ __all__ = [
     "DeltaWorldForForecasting",
     "DeltaWorldForecastOutput",
     "DeltaWorldOutput",
+    "DeltaWorldPipeline",
+    "DeltaWorldPipelineOutput",
 ]

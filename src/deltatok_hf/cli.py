@@ -1,0 +1,299 @@
+"""The `deltatok-hf` command.
+
+    deltatok-hf forecast VIDEO --model PATH_OR_ID [--num-samples 20 --future 3 --out DIR ...]
+    deltatok-hf demo [--out DIR]
+    deltatok-hf convert --deltatok PATH --deltaworld PATH --weights PATH --output DIR [--preset vitb|tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Context frames and their spacing when reading a video: the official evaluation's 4 frames 0.2 s apart (VSPW/KITTI).
+DEFAULT_CONTEXT_FRAMES = 4
+DEFAULT_INTERVAL = 0.2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _add_forecast_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    parser.add_argument("--num-samples", type=_positive_int, default=20, help="sampled futures (default 20)")
+    parser.add_argument("--future", type=_positive_int, default=3, help="future frames to forecast (default 3)")
+    parser.add_argument("--context-frames", type=_positive_int, default=DEFAULT_CONTEXT_FRAMES,
+                        help=f"context frames read from the video (default {DEFAULT_CONTEXT_FRAMES})")
+    parser.add_argument("--interval", type=_positive_float, default=DEFAULT_INTERVAL,
+                        help=f"seconds between frames, context and future (default {DEFAULT_INTERVAL})")
+    parser.add_argument("--start", type=float, default=0.0, help="time of the first context frame in seconds")
+    parser.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise queries (default 0)")
+    parser.add_argument("--size", type=_positive_int, default=None, help="frame size (default: the pipeline's, 256)")
+    parser.add_argument("--resize-mode", choices=("square_crops", "resize_square", "none"), default=None,
+                        help="how frames are brought to the model's size (default: square_crops)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model precision")
+    parser.add_argument("--max-samples-shown", type=_positive_int, default=4, help="samples drawn in the picture")
+    parser.add_argument("--gif", action="store_true", help="also write forecast.gif (one per crop)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")  # noqa: E501
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deltatok-hf", description="DeltaTok / DeltaWorld world models: forecast, demo, convert."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    forecast = commands.add_parser("forecast", help="sample futures of a video and write forecast.png / .json")
+    forecast.add_argument("video", help="video file")
+    forecast.add_argument("--model", required=True, help="local directory or Hub id of a DeltaWorld model")
+    _add_forecast_arguments(forecast, default_out="forecast_output")
+
+    demo = commands.add_parser("demo", help="forecast the bundled city clip with the bundled demo model")
+    _add_forecast_arguments(demo, default_out="deltatok_demo")
+
+    convert = commands.add_parser("convert", help="convert official checkpoints to the Hugging Face format")
+    convert.add_argument("--deltatok", help="official DeltaTok checkpoint")
+    convert.add_argument("--deltaworld", help="official DeltaWorld checkpoint")
+    convert.add_argument("--weights", help="DINOv3 backbone weights")
+    convert.add_argument("--output", required=True, help="output directory")
+    convert.add_argument("--preset", choices=("vitb", "tiny"), default="vitb", help="model sizes (default vitb)")
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------
+# forecast / demo
+# ----------------------------------------------------------------------------------------------
+
+
+def _select_frames(video: str, args: argparse.Namespace):
+    """Read the context frames and, when the clip continues, the real future frames (nearest to the wanted times)."""
+    from .data.video import read_frames_at, read_timestamps  # noqa: PLC0415
+
+    all_times = read_timestamps(video)  # raises a ValueError for missing / corrupt / empty files
+    last_time = float(all_times[-1])
+    frame_period = float(all_times.diff().median()) if all_times.numel() > 1 else args.interval
+    if args.start < 0:
+        raise ValueError(f"--start must be >= 0 seconds, got {args.start}.")
+    wanted = [args.start + k * args.interval for k in range(args.context_frames)]
+    if wanted[-1] > last_time + frame_period / 2:
+        raise ValueError(
+            f"The video lasts {last_time:.2f} s, too short for {args.context_frames} context frames "
+            f"{args.interval} s apart from {args.start} s; lower --context-frames / --interval / --start."
+        )
+    context = read_frames_at(video, wanted)
+    if context.timestamps.numel() > 1 and not bool((context.timestamps.diff() > 0).all()):
+        raise ValueError(
+            f"--interval {args.interval} s is shorter than the video's frame period {frame_period:.3f} s: "
+            "context frames repeat."
+        )
+    future_wanted = [wanted[-1] + k * args.interval for k in range(1, args.future + 1)]
+    truth = None
+    if future_wanted[-1] <= last_time + frame_period / 2:
+        truth = read_frames_at(video, future_wanted)
+    return context, future_wanted, truth
+
+
+def _feature_errors(output) -> dict:
+    """Per-step errors of the forecast against the real future features (MSE over patches and channels)."""
+    truth = output.ground_truth_features.float()  # (F, N, D)
+    samples = output.future_features.float()  # (S, F, N, D)
+    per_sample = (samples - truth).pow(2).mean((-1, -2))  # (S, F)
+    mean_error = (output.mean_future_features.float() - truth).pow(2).mean((-1, -2))  # (F,)
+    chosen_on_last = int(per_sample[:, -1].argmin())
+    return {
+        "best_of_n_mse_per_step": per_sample.min(0).values.tolist(),
+        "best_of_n_sample_per_step": per_sample.argmin(0).tolist(),
+        "best_on_last_step_mse_per_step": per_sample[chosen_on_last].tolist(),
+        "best_on_last_step_sample": chosen_on_last,
+        "mean_prediction_mse_per_step": mean_error.tolist(),
+        "average_sample_mse_per_step": per_sample.mean(0).tolist(),
+        "note": "best_of_n picks the closest sample per step (oracle); best_on_last_step picks one sample by its "
+        "last-step error (the official evaluation's choice).",
+    }
+
+
+def _view_summary(output) -> dict:
+    samples = output.future_features.float()
+    summary = {
+        "crop_box_top_left_height_width": list(output.crop_box) if output.crop_box is not None else None,
+        "grid_size": list(output.grid_size),
+        "shapes": {
+            "future_features": list(samples.shape),
+            "mean_future_features": list(output.mean_future_features.shape),
+            "future_delta_tokens": list(output.future_delta_tokens.shape),
+            "context_features": list(output.context_features.shape),
+        },
+        # Standard deviation across samples, averaged over patches and channels: how much the futures differ.
+        "sample_spread_per_step": samples.std(0, unbiased=samples.shape[0] > 1).mean((-1, -2)).tolist(),
+        "delta_token_spread_per_step": output.future_delta_tokens.float().std(0, unbiased=samples.shape[0] > 1).mean(-1).tolist(),
+    }
+    if output.ground_truth_features is not None:
+        summary["errors_vs_ground_truth"] = _feature_errors(output)
+    return summary
+
+
+def run_forecast(pipe, video: str, args: argparse.Namespace, model_description: str, random_weights: bool) -> dict:
+    """Forecast `video` with `pipe` and write `forecast.png`, `forecast.json` (and GIFs) to `args.out`."""
+    from .visualization import save_forecast_gif, save_forecast_png  # noqa: PLC0415
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(total=4, desc="forecast", unit="step", disable=args.quiet, file=sys.stderr)
+    started = time.perf_counter()
+
+    progress.set_postfix_str("reading frames")
+    context, future_wanted, truth = _select_frames(video, args)
+    future_times = truth.timestamps.tolist() if truth is not None else future_wanted
+    progress.update()
+
+    progress.set_postfix_str(f"sampling {args.num_samples} futures")
+    call = {"num_samples": args.num_samples, "seed": args.seed}
+    if args.size is not None:
+        call["size"] = args.size
+    if args.resize_mode is not None:
+        call["resize_mode"] = args.resize_mode
+    outputs = pipe(
+        context.frames.numpy(),
+        timestamps=context.timestamps.tolist(),
+        future_timestamps=future_times,
+        ground_truth_frames=None if truth is None else truth.frames.numpy(),
+        **call,
+    )
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    progress.update()
+
+    progress.set_postfix_str("drawing")
+    title = f"{Path(video).name}: {args.num_samples} samples" + (" (RANDOM WEIGHTS, not a quality result)" if random_weights else "")
+    picture = save_forecast_png(outputs, out_dir / "forecast.png", title=title, max_samples_shown=args.max_samples_shown)
+    gifs = []
+    if args.gif:
+        for index, output in enumerate(outputs):
+            name = "forecast.gif" if len(outputs) == 1 else f"forecast_crop{index + 1}.gif"
+            gifs.append(str(save_forecast_gif(output, out_dir / name, max_samples_shown=args.max_samples_shown)))
+    progress.update()
+
+    progress.set_postfix_str("writing json")
+    first = outputs[0]
+    report = {
+        "video": str(video),
+        "model": model_description,
+        "random_weights": random_weights,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "device": str(pipe.device),
+        "dtype": str(pipe.model.dtype).replace("torch.", ""),
+        "resize_mode": args.resize_mode or pipe._preprocess_params.get("resize_mode", "square_crops"),
+        "size": args.size or pipe._preprocess_params.get("size", 256),
+        "context_timestamps": first.context_timestamps.tolist(),
+        "future_timestamps": first.future_timestamps.tolist(),
+        "ground_truth_available": truth is not None,
+        "frame_size_after_resize": list(first.frame_size),
+        "views": [_view_summary(output) for output in outputs],
+        "picture": str(picture),
+        "gifs": gifs,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if random_weights:
+        report["warning"] = "Random-weight model: these numbers show the mechanics only, not forecast quality."
+    (out_dir / "forecast.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    progress.update()
+    progress.close()
+    return report
+
+
+def _print_summary(report: dict) -> None:
+    print(f"wrote {report['picture']}")
+    print(f"wrote {Path(report['picture']).with_suffix('.json')}")
+    for gif in report["gifs"]:
+        print(f"wrote {gif}")
+    for index, view in enumerate(report["views"]):
+        spread = ", ".join(f"{value:.4f}" for value in view["sample_spread_per_step"])
+        line = f"view {index + 1}: sample spread per step [{spread}]"
+        errors = view.get("errors_vs_ground_truth")
+        if errors:
+            best = ", ".join(f"{value:.4f}" for value in errors["best_of_n_mse_per_step"])
+            mean = ", ".join(f"{value:.4f}" for value in errors["mean_prediction_mse_per_step"])
+            line += f"; best-of-{report['num_samples']} MSE [{best}]; mean MSE [{mean}]"
+        print(line)
+    print(f"done in {report['seconds']:.1f} s")
+
+
+def _forecast_command(args: argparse.Namespace) -> int:
+    from .pipelines import DeltaWorldPipeline  # noqa: PLC0415
+
+    pipe = DeltaWorldPipeline.from_pretrained(args.model, device=args.device, dtype=DTYPES[args.dtype])
+    report = run_forecast(pipe, args.video, args, model_description=str(args.model), random_weights=False)
+    _print_summary(report)
+    return 0
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    from .data.video import demo_clip_path  # noqa: PLC0415
+    from .demo import load_demo_model  # noqa: PLC0415
+    from .pipelines import DeltaWorldPipeline  # noqa: PLC0415
+
+    demo = load_demo_model()
+    if demo.random_weights:
+        print(
+            "NOTE: no trained demo model is bundled yet, so this demo uses a tiny RANDOM-WEIGHT model "
+            "(DeltaWorldConfig.tiny()). It shows the mechanics only; its forecasts and numbers are not quality results "
+            "(with LayerScale at its 1e-5 init, every random-weight sample stays close to the last context frame)."
+        )
+    else:
+        print(f"model: {demo.source}")
+    model = demo.model.to(DTYPES[args.dtype])
+    pipe = DeltaWorldPipeline(model=model, device=args.device)
+    video = str(demo_clip_path())
+    print(f"video: {video}")
+    report = run_forecast(pipe, video, args, model_description=demo.source, random_weights=demo.random_weights)
+    _print_summary(report)
+    print(f"Open the picture: {Path(report['picture']).resolve()}")
+    return 0
+
+
+def _convert_command(args: argparse.Namespace) -> int:
+    try:
+        convert = importlib.import_module("deltatok_hf.convert")
+    except ImportError as error:
+        raise ValueError(f"The converter is not available in this installation ({error}).") from error
+    if not hasattr(convert, "cli_convert"):
+        raise ValueError("deltatok_hf.convert has no cli_convert(args) yet; the converter is not wired in.")
+    result = convert.cli_convert(args)
+    return int(result) if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `deltatok-hf`; returns the exit code (2 on bad input, with the reason on stderr)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"forecast": _forecast_command, "demo": _demo_command, "convert": _convert_command}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"deltatok-hf {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The `deltatok-hf` command, run in-process: forecast, demo and the convert slot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
+from deltatok_hf.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("model")
+    DeltaWorldForForecasting(DeltaWorldConfig.tiny()).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 2 s, 10 fps, 64x48 clip of a moving bright square."""
+    av = pytest.importorskip("av")
+    path = tmp_path_factory.mktemp("video") / "moving.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(20):
+            frame = np.zeros((48, 64, 3), dtype=np.uint8)
+            frame[10:26, 2 * index : 2 * index + 16] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _check_png(path):
+    picture = Image.open(path)
+    assert picture.mode == "RGB" and picture.width > 300 and picture.height > 300
+    assert np.asarray(picture).std() > 10
+
+
+def test_forecast_writes_picture_and_report_with_ground_truth_errors(saved_model, video, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main([
+        "forecast", str(video), "--model", str(saved_model), "--num-samples", "3", "--future", "2",
+        "--out", str(out), "--size", "32", "--seed", "1", "--interval", "0.2", "--gif", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    _check_png(out / "forecast.png")
+    assert (out / "forecast_crop1.gif").is_file() and (out / "forecast_crop2.gif").is_file()
+    report = json.loads((out / "forecast.json").read_text())
+    np.testing.assert_allclose(report["context_timestamps"], [0.0, 0.2, 0.4, 0.6], atol=1e-4)
+    np.testing.assert_allclose(report["future_timestamps"], [0.8, 1.0], atol=1e-4)
+    assert report["ground_truth_available"] and len(report["views"]) == 2  # 64x48 -> two square crops
+    view = report["views"][0]
+    assert view["shapes"]["future_features"] == [3, 2, 4, 64]
+    assert len(view["sample_spread_per_step"]) == 2
+    errors = view["errors_vs_ground_truth"]
+    assert len(errors["best_of_n_mse_per_step"]) == 2
+    assert all(b <= m + 1e-9 for b, m in zip(errors["best_of_n_mse_per_step"], errors["average_sample_mse_per_step"]))
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_forecast_without_continuation_has_no_errors(saved_model, video, tmp_path):
+    out = tmp_path / "out"
+    # Context 1.0..1.6 s, future 1.8..2.2 s: the 2 s clip ends before the last future time.
+    code = main([
+        "forecast", str(video), "--model", str(saved_model), "--num-samples", "2", "--future", "3",
+        "--start", "1.0", "--out", str(out), "--size", "32", "--resize-mode", "resize_square", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "forecast.json").read_text())
+    assert not report["ground_truth_available"] and len(report["views"]) == 1
+    assert "errors_vs_ground_truth" not in report["views"][0]
+
+
+def test_forecast_bad_inputs_exit_with_code_2(saved_model, video, tmp_path, capsys):
+    missing = main(["forecast", str(tmp_path / "nope.mp4"), "--model", str(saved_model), "--out", str(tmp_path), "--quiet"])
+    assert missing == 2 and "not found" in capsys.readouterr().err
+    too_short = main([
+        "forecast", str(video), "--model", str(saved_model), "--start", "5", "--out", str(tmp_path), "--quiet",
+    ])  # fmt: skip
+    assert too_short == 2 and "too short" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["forecast", str(video), "--model", str(saved_model), "--num-samples", "0"])
+
+
+def test_demo_runs_on_the_bundled_clip(tmp_path, capsys):
+    pytest.importorskip("av")
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--num-samples", "4", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    _check_png(out / "forecast.png")
+    report = json.loads((out / "forecast.json").read_text())
+    from deltatok_hf.demo import DEMO_MODEL_DIR
+
+    if not (DEMO_MODEL_DIR / "config.json").is_file():
+        assert report["random_weights"] and "RANDOM-WEIGHT" in printed and "warning" in report
+    assert str((out / "forecast.png").resolve()) in printed
+
+
+def test_load_demo_model_uses_a_bundled_directory(tmp_path, saved_model):
+    from deltatok_hf.demo import load_demo_model
+
+    fallback = load_demo_model(tmp_path / "absent")
+    assert fallback.random_weights and isinstance(fallback.model, DeltaWorldForForecasting)
+    again = load_demo_model(tmp_path / "absent")
+    torch.testing.assert_close(
+        next(fallback.model.predictor.parameters()), next(again.model.predictor.parameters())
+    )  # fixed seed
+    bundled = load_demo_model(saved_model)
+    assert not bundled.random_weights and bundled.source == str(saved_model)
+
+
+def test_convert_slot_parses_its_arguments():
+    args = build_parser().parse_args([
+        "convert", "--deltatok", "a.pt", "--deltaworld", "b.pt", "--weights", "c.pth", "--output", "out", "--preset", "tiny",
+    ])  # fmt: skip
+    assert (args.deltatok, args.deltaworld, args.weights, args.output, args.preset) == ("a.pt", "b.pt", "c.pth", "out", "tiny")
+
+
+def test_convert_calls_cli_convert(monkeypatch, tmp_path):
+    import deltatok_hf.convert as convert
+
+    seen = {}
+    monkeypatch.setattr(convert, "cli_convert", lambda args: seen.setdefault("output", args.output) and 0, raising=False)
+    assert main(["convert", "--output", str(tmp_path)]) == 0
+    assert seen["output"] == str(tmp_path)

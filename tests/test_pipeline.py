@@ -1,0 +1,366 @@
+"""DeltaWorldPipeline: input forms, timing, sizes, randomness, heads, precision, loading and bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import deltatok_hf  # noqa: F401  (registers the models)
+from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
+from deltatok_hf.pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
+
+HIDDEN = 64  # DeltaWorldConfig.tiny() token width
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return DeltaWorldForForecasting(DeltaWorldConfig.tiny()).eval()
+
+
+@pytest.fixture
+def pipe(model):
+    return DeltaWorldPipeline(model=model, device="cpu")
+
+
+def _clip(num_frames=3, height=32, width=32, seed=0) -> torch.Tensor:
+    """(T, 3, H, W) uint8."""
+    return torch.randint(0, 256, (num_frames, 3, height, width), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def _heads():
+    heads = pytest.importorskip("deltatok_hf.models.heads", reason="task heads module not available")
+    torch.manual_seed(1)
+    segmentation = heads.DeltaTokSegmentationHead(heads.DeltaTokSegmentationHeadConfig(hidden_size=HIDDEN, num_labels=5))
+    depth = heads.DeltaTokDepthHead(heads.DeltaTokDepthHeadConfig(hidden_size=HIDDEN, num_bins=8))
+    return {"segmentation": segmentation.eval(), "depth": depth.eval()}
+
+
+# ------------------------------------------------------------------ input forms
+
+
+def test_output_shapes_from_a_tensor_clip(pipe):
+    out = pipe(_clip(3), fps=5, num_samples=4, num_future_frames=2, size=32, seed=0)
+    assert isinstance(out, DeltaWorldPipelineOutput)
+    assert out.future_features.shape == (4, 2, 4, HIDDEN)  # (samples, future, patches, hidden)
+    assert out.mean_future_features.shape == (2, 4, HIDDEN)
+    torch.testing.assert_close(out.mean_future_features, out.future_features.mean(0))
+    assert out.future_delta_tokens.shape == (4, 2, HIDDEN)
+    assert out.context_features.shape == (3, 4, HIDDEN)
+    assert out.context_delta_tokens.shape == (3, HIDDEN)
+    assert out.grid_size == (2, 2) and out.crop_box is None
+    torch.testing.assert_close(out.context_timestamps, torch.tensor([0.0, 0.2, 0.4]))
+    torch.testing.assert_close(out.future_timestamps, torch.tensor([0.6, 0.8]))
+    assert out.context_frames.shape == (3, 32, 32, 3) and out.context_frames.dtype == torch.uint8
+    assert out.future_features.dtype == torch.float32
+
+
+def test_every_input_form_gives_the_same_forecast(pipe):
+    clip = _clip(3)
+    as_array = clip.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) uint8
+    forms = {
+        "tensor uint8": clip,
+        "tensor float": clip.float(),
+        "numpy": as_array,
+        "numpy float": as_array.astype(np.float32),
+        "pil list": [Image.fromarray(frame) for frame in as_array],
+    }
+    results = {name: pipe(form, fps=5, num_samples=2, size=32, seed=3) for name, form in forms.items()}
+    reference = results["tensor uint8"].future_features
+    for name, out in results.items():
+        torch.testing.assert_close(out.future_features, reference, msg=f"input form {name!r} differs")
+
+
+def test_video_file_input_uses_its_own_timestamps(pipe, tmp_path):
+    av = pytest.importorskip("av")
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for index in range(5):
+            frame = np.full((32, 48, 3), 40 * index, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = pipe(str(path), num_samples=2, num_future_frames=2, size=32, max_context_frames=3, seed=0)
+    assert isinstance(out, list) and len(out) == 2  # 48x32 -> two square crops
+    np.testing.assert_allclose(out[0].context_timestamps.numpy(), [0.2, 0.3, 0.4], atol=1e-4)
+    np.testing.assert_allclose(out[0].future_timestamps.numpy(), [0.5, 0.6], atol=1e-4)
+    with pytest.raises(ValueError, match="carries its own timestamps"):
+        pipe(str(path), fps=10, num_samples=1, size=32)
+
+
+def test_batch_of_clips_gives_a_list(pipe):
+    clips = [_clip(2, seed=0), _clip(3, seed=1).permute(0, 2, 3, 1).numpy()]
+    outs = pipe(clips, fps=5, num_samples=2, size=32, seed=0)
+    assert isinstance(outs, list) and len(outs) == 2
+    assert outs[0].context_features.shape[0] == 2 and outs[1].context_features.shape[0] == 3
+    single = pipe(clips[1], fps=5, num_samples=2, size=32, seed=0)
+    torch.testing.assert_close(outs[1].future_features, single.future_features)
+
+
+# ------------------------------------------------------------------ sizes
+
+
+@pytest.mark.parametrize("height,width", [(32, 48), (48, 32)], ids=["wide", "tall"])
+def test_square_crops_of_rectangular_frames(pipe, height, width):
+    outs = pipe(_clip(2, height, width), fps=5, num_samples=2, size=32, resize_mode="square_crops", seed=0)
+    assert isinstance(outs, list) and len(outs) == 2
+    assert outs[0].crop_box == (0, 0, 32, 32)
+    assert outs[1].crop_box == ((0, 16, 32, 32) if width > height else (16, 0, 32, 32))
+    for out in outs:
+        assert out.future_features.shape == (2, 3, 4, HIDDEN)
+        assert out.frame_size == (height, width)
+    # The crops see different pixels, so their forecasts differ.
+    assert not torch.equal(outs[0].context_frames, outs[1].context_frames)
+
+
+@pytest.mark.parametrize("height,width", [(32, 48), (48, 32)], ids=["wide", "tall"])
+def test_resize_square_of_rectangular_frames(pipe, height, width):
+    out = pipe(_clip(2, height, width), fps=5, num_samples=2, size=32, resize_mode="resize_square", seed=0)
+    assert isinstance(out, DeltaWorldPipelineOutput)
+    assert out.context_frames.shape == (2, 32, 32, 3) and out.grid_size == (2, 2)
+
+
+def test_square_crops_resize_the_short_side(pipe):
+    outs = pipe(_clip(2, 64, 96), fps=5, num_samples=1, size=32, seed=0)
+    assert outs[0].frame_size == (32, 48) and outs[0].context_frames.shape[1:3] == (32, 32)
+
+
+def test_resize_mode_none_keeps_rectangular_frames(pipe):
+    out = pipe(_clip(2, 32, 48), fps=5, num_samples=1, resize_mode="none", seed=0)
+    assert out.grid_size == (2, 3) and out.future_features.shape == (1, 3, 6, HIDDEN)
+    with pytest.raises(ValueError, match="multiples of the patch size"):
+        pipe(_clip(2, 30, 48), fps=5, num_samples=1, resize_mode="none")
+
+
+# ------------------------------------------------------------------ timing and randomness
+
+
+def test_same_seed_same_futures_other_seed_other_futures(pipe):
+    clip = _clip(3)
+    first = pipe(clip, fps=5, num_samples=3, size=32, seed=7)
+    second = pipe(clip, fps=5, num_samples=3, size=32, seed=7)
+    third = pipe(clip, fps=5, num_samples=3, size=32, seed=8)
+    torch.testing.assert_close(first.future_delta_tokens, second.future_delta_tokens, rtol=0, atol=0)
+    assert not torch.allclose(first.future_delta_tokens, third.future_delta_tokens)
+    # The samples of one call differ from each other.
+    assert not torch.allclose(first.future_delta_tokens[0], first.future_delta_tokens[1])
+
+
+def test_pipeline_futures_equal_model_generate(pipe, model):
+    clip = _clip(3).float()
+    timestamps = torch.tensor([0.0, 0.25, 0.5])
+    future = torch.tensor([0.6, 0.9, 1.7])
+    out = pipe(clip, timestamps=timestamps, future_timestamps=future, num_samples=3, resize_mode="none",
+               generator=torch.Generator().manual_seed(11))  # fmt: skip
+    reference = model.generate(
+        frames=clip[None], timestamps=timestamps[None], future_timestamps=future[None], num_samples=3,
+        generator=torch.Generator().manual_seed(11),
+    )  # fmt: skip
+    torch.testing.assert_close(out.future_features, reference.future_features[0])
+    torch.testing.assert_close(out.future_delta_tokens, reference.future_delta_tokens[0])
+    # Replaying the returned noise gives the same futures.
+    replay = pipe(clip, timestamps=timestamps, future_timestamps=future, num_samples=3, resize_mode="none", noise=out.noise)
+    torch.testing.assert_close(replay.future_features, out.future_features)
+
+
+def test_irregular_future_timestamps_and_frame_interval(pipe):
+    out = pipe(_clip(2), timestamps=[1.0, 1.5], future_timestamps=[1.6, 2.5, 4.0], num_samples=1, size=32, seed=0)
+    torch.testing.assert_close(out.future_timestamps, torch.tensor([1.6, 2.5, 4.0]))
+    torch.testing.assert_close(out.context_timestamps, torch.tensor([1.0, 1.5]))
+    spaced = pipe(_clip(2), fps=5, num_future_frames=2, frame_interval=0.5, num_samples=1, size=32, seed=0)
+    torch.testing.assert_close(spaced.future_timestamps, torch.tensor([0.7, 1.2]))
+    # The time shift does not matter (RoPE sees differences): same futures at the same relative times.
+    shifted = pipe(_clip(2), timestamps=[0.0, 0.5], future_timestamps=[0.6, 1.5, 3.0], num_samples=1, size=32, seed=0)
+    torch.testing.assert_close(shifted.future_features, out.future_features, atol=1e-4, rtol=1e-4)
+
+
+def test_max_context_frames_keeps_the_last_frames(pipe):
+    clip = _clip(5)
+    out = pipe(clip, fps=10, max_context_frames=2, num_samples=1, size=32, seed=0)
+    torch.testing.assert_close(out.context_timestamps, torch.tensor([0.3, 0.4]))
+    assert torch.equal(out.context_frames, clip[-2:].permute(0, 2, 3, 1))
+
+
+# ------------------------------------------------------------------ shared work
+
+
+def test_only_context_frames_are_encoded_and_shared_work_runs_once(model):
+    pipe = DeltaWorldPipeline(model=model, device="cpu")
+    backbone_batches = []
+    hook = model.tokenizer.backbone.register_forward_hook(
+        lambda module, args, kwargs, output: backbone_batches.append(kwargs["pixel_values"].shape[0]), with_kwargs=True
+    )
+    encoder_calls = []
+    original_encode = model.tokenizer.encode
+
+    def counting_encode(*args, **kwargs):
+        encoder_calls.append(args[0].shape)
+        return original_encode(*args, **kwargs)
+
+    model.tokenizer.encode = counting_encode
+    try:
+        model.tokenizer._black_frame_cache.clear()
+        pipe(_clip(3, 32, 48), fps=5, num_samples=6, num_future_frames=4, size=32, seed=0)  # 2 crops
+        # One backbone call for the 2 crops x 3 context frames, one for the (then cached) black frame.
+        assert sorted(backbone_batches) == [1, 6]
+        # One encoder call: all 2 x 3 context pairs together; never the 6 x 4 predicted frames.
+        assert len(encoder_calls) == 1 and tuple(encoder_calls[0][:2]) == (2, 3)
+        backbone_batches.clear(), encoder_calls.clear()
+        pipe(_clip(3, 32, 48), fps=5, num_samples=6, num_future_frames=4, size=32, seed=0)
+        assert backbone_batches == [6] and len(encoder_calls) == 1  # black frame cached
+    finally:
+        hook.remove()
+        del model.tokenizer.encode
+
+
+# ------------------------------------------------------------------ heads, precision, pictures
+
+
+def test_heads_give_per_sample_and_mean_maps(model):
+    heads = _heads()
+    pipe = DeltaWorldPipeline(model=model, heads=heads, device="cpu")
+    out = pipe(_clip(2), fps=5, num_samples=3, num_future_frames=2, size=32, seed=0,
+               ground_truth_frames=_clip(2, seed=5))  # fmt: skip
+    segmentation, depth = out.task_maps["segmentation"], out.task_maps["depth"]
+    assert segmentation.shape == (3, 2, 32, 32) and segmentation.dtype == torch.int64
+    assert depth.shape == (3, 2, 32, 32) and depth.is_floating_point()
+    assert out.mean_task_maps["segmentation"].shape == (2, 32, 32)
+    assert out.context_task_maps["depth"].shape == (2, 32, 32)
+    assert out.ground_truth_task_maps["segmentation"].shape == (2, 32, 32)
+    # "mean" maps are the head applied to the sample-mean features (the paper's protocol).
+    expected = heads["segmentation"](out.mean_future_features, grid_size=(2, 2), output_size=(32, 32)).logits.argmax(1)
+    assert torch.equal(out.mean_task_maps["segmentation"], expected)
+    no_heads = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=1, size=32, seed=0)
+    assert no_heads.task_maps is None and no_heads.mean_task_maps is None
+
+
+def test_bfloat16_outputs_are_finite_and_close_to_float32():
+    torch.manual_seed(0)
+    model = DeltaWorldForForecasting(DeltaWorldConfig.tiny()).eval()
+    reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(3), fps=5, num_samples=2, size=32, seed=0)
+    torch.manual_seed(0)
+    low_model = DeltaWorldForForecasting(DeltaWorldConfig.tiny()).eval()
+    low = DeltaWorldPipeline(model=low_model, device="cpu", dtype=torch.bfloat16)
+    assert low.model.dtype == torch.bfloat16
+    out = low(_clip(3), fps=5, num_samples=2, size=32, seed=0)
+    assert out.future_features.dtype == torch.float32 and torch.isfinite(out.future_features).all()
+    # Loose tolerance: bf16 keeps 8 mantissa bits; relative error of the features stays within a few percent.
+    error = (out.future_features - reference.future_features).norm() / reference.future_features.norm()
+    assert error < 0.05, f"bf16 relative error {error:.4f}"
+
+
+def test_output_types(pipe):
+    pictures = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0, output_type="pil")
+    assert isinstance(pictures.image, Image.Image) and pictures.image.width > 64
+    arrays = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0, output_type="np")
+    assert isinstance(arrays.future_features, np.ndarray) and arrays.future_features.shape == (2, 3, 4, HIDDEN)
+
+
+# ------------------------------------------------------------------ bad inputs
+
+
+@pytest.mark.parametrize(
+    "inputs,kwargs,message",
+    [
+        (lambda: _clip(0), {"fps": 5}, "at least 1 context frame"),
+        (lambda: [Image.new("RGB", (32, 32)), Image.new("RGB", (48, 32))], {"fps": 5}, "same size"),
+        (lambda: np.zeros((2, 32, 32, 4), np.uint8), {"fps": 5}, "RGB"),
+        (lambda: [Image.new("L", (32, 32))], {"fps": 5}, "RGB"),
+        (lambda: torch.zeros(2, 1, 32, 32), {"fps": 5}, "RGB"),
+        (lambda: _clip(2).float() / 255, {"fps": 5}, "0..255"),
+        (lambda: _clip(2), {"fps": 5, "num_samples": 0}, "num_samples"),
+        (lambda: _clip(2), {"fps": 5, "num_samples": -3}, "num_samples"),
+        (lambda: _clip(2), {"fps": 5, "future_timestamps": [0.1, 0.3]}, "after the last context time"),
+        (lambda: _clip(2), {"fps": 5, "future_timestamps": [0.5, 0.4]}, "strictly increasing"),
+        (lambda: _clip(2), {"fps": 5, "output_type": "gif"}, "output_type"),
+        (lambda: _clip(2), {"fps": 5, "resize_mode": "stretch"}, "resize_mode"),
+        (lambda: _clip(2), {"fps": 5, "size": 40}, "multiple of the patch size"),
+        (lambda: _clip(2), {}, "fps= .* or timestamps="),
+        (lambda: _clip(2), {"fps": 5, "timestamps": [0, 1]}, "not both"),
+        (lambda: _clip(2), {"timestamps": [0.0, 1.0, 2.0]}, "3 values for 2 frames"),
+        (lambda: _clip(1), {"timestamps": [0.0]}, "single context frame"),
+        (lambda: _clip(2), {"fps": 5, "seed": 1, "generator": torch.Generator()}, "seed or generator"),
+        (lambda: _clip(2), {"fps": 5, "num_future_frames": 2, "future_timestamps": [1.0]}, "disagrees"),
+    ],
+    ids=lambda value: None,
+)
+def test_bad_inputs_raise_value_error(pipe, inputs, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe(inputs(), size=kwargs.pop("size", 32), **kwargs)
+
+
+def test_bad_video_files_raise_value_error(pipe, tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        pipe(str(tmp_path / "missing.mp4"), num_samples=1)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        pipe(str(empty), num_samples=1)
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"this is not a video" * 50)
+    with pytest.raises(ValueError):
+        pipe(str(corrupt), num_samples=1)
+
+
+# ------------------------------------------------------------------ loading
+
+
+def _save(model, directory, heads=None, **defaults):
+    DeltaWorldPipeline(model=model, heads=heads, device="cpu", **defaults).save_pretrained(directory)
+    return directory
+
+
+def test_save_and_from_pretrained_round_trip_with_heads_and_defaults(model, tmp_path):
+    heads = _heads()
+    directory = _save(model, tmp_path / "saved", heads=heads, size=32, resize_mode="resize_square")
+    assert (directory / "pipeline_config.json").is_file() and (directory / "heads" / "depth" / "config.json").is_file()
+    loaded = DeltaWorldPipeline.from_pretrained(directory, device="cpu")
+    assert set(loaded.heads) == {"segmentation", "depth"}
+    out = loaded(_clip(2, 32, 48), fps=5, num_samples=2, seed=0)  # saved defaults: 32, resize_square
+    assert isinstance(out, DeltaWorldPipelineOutput) and out.context_frames.shape[1:3] == (32, 32)
+    reference = DeltaWorldPipeline(model=model, heads=heads, device="cpu")(
+        _clip(2, 32, 48), fps=5, num_samples=2, seed=0, size=32, resize_mode="resize_square"
+    )
+    torch.testing.assert_close(out.future_features, reference.future_features)
+    assert torch.equal(out.task_maps["segmentation"], reference.task_maps["segmentation"])
+
+
+def test_transformers_pipeline_factory_builds_our_pipeline(model, tmp_path):
+    import transformers
+
+    directory = _save(model, tmp_path / "saved")
+    pipe = transformers.pipeline("video-forecasting", model=str(directory), device="cpu")
+    assert isinstance(pipe, DeltaWorldPipeline)
+    out = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0)
+    reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=2, size=32, seed=0)
+    torch.testing.assert_close(out.future_features, reference.future_features)
+
+
+def test_hub_id_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    saved = _save(model, tmp_path / "saved", heads={"depth": _heads()["depth"]}, size=32)
+    cache = tmp_path / "hub"
+    revision = hashlib.sha1(b"deltaworld-tiny").hexdigest()
+    repo = cache / "models--org--deltaworld-tiny"
+    shutil.copytree(saved, repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    pipe = DeltaWorldPipeline.from_pretrained("org/deltaworld-tiny", device="cpu")
+    assert set(pipe.heads) == {"depth"}
+    out = pipe(_clip(2), fps=5, num_samples=2, seed=0)  # size 32 from the saved pipeline config
+    reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=2, size=32, seed=0)
+    torch.testing.assert_close(out.future_features, reference.future_features)
+    assert out.task_maps["depth"].shape == (2, 3, 32, 32)
