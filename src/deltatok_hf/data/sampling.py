@@ -214,13 +214,15 @@ class ClipSampler:
 # ----------------------------------------------------------------------------------------------
 
 
-def resize_frames(frames: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
+def resize_frames(frames: torch.Tensor, size: Union[int, Sequence[int]], antialias: bool = True) -> torch.Tensor:
     """
-    Resize frames to `size` with bilinear, antialiased interpolation.
+    Resize frames to `size` with bilinear interpolation (half-pixel centres).
 
     Args:
         frames (`torch.Tensor` of shape `(..., 3, height, width)`): uint8 or floating point.
         size (`int` or `(height, width)`): output size.
+        antialias (`bool`, defaults to `True`): low-pass filter when shrinking (right for training crops). The official
+            evaluation resizes with OpenCV's bilinear `INTER_LINEAR`, which does not; pass `False` to match it.
 
     Returns:
         `torch.Tensor` of shape `(..., 3, out_height, out_width)`, same dtype as `frames`
@@ -233,7 +235,7 @@ def resize_frames(frames: torch.Tensor, size: Union[int, Sequence[int]]) -> torc
         return frames.clone()
     flat = frames.reshape(-1, 3, height, width)  # (batch, 3, height, width)
     resized = F.interpolate(
-        flat.float(), size=(out_height, out_width), mode="bilinear", antialias=True, align_corners=False
+        flat.float(), size=(out_height, out_width), mode="bilinear", antialias=antialias, align_corners=False
     )  # (batch, 3, out_height, out_width)
     if frames.dtype == torch.uint8:
         resized = resized.round_().clamp_(0, 255).to(torch.uint8)
@@ -242,17 +244,26 @@ def resize_frames(frames: torch.Tensor, size: Union[int, Sequence[int]]) -> torc
     return resized.reshape(*leading, 3, out_height, out_width)
 
 
-def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """Output `(height, width)` when the short side of a `height x width` frame becomes `size`."""
-    scale = size / min(height, width)
-    if height <= width:
-        return size, max(size, int(round(width * scale)))
-    return max(size, int(round(height * scale))), size
-
-
-def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+def short_side_size(height: int, width: int, size: int, max_aspect_ratio: float | None = None) -> tuple[int, int]:
     """
-    Resize so the shorter side is `size` pixels, keeping the aspect ratio (long side rounded).
+    Output `(height, width)` when the short side of a `height x width` frame becomes `size`; with `max_aspect_ratio`
+    the long side is capped at `int(size * max_aspect_ratio)` (the official evaluation's `max_aspect_ratio=2`).
+    """
+    scale = size / min(height, width)
+    long_cap = int(size * max_aspect_ratio) if max_aspect_ratio is not None else None
+    if height <= width:
+        long_side = max(size, int(round(width * scale)))
+        return size, min(long_side, long_cap) if long_cap else long_side
+    long_side = max(size, int(round(height * scale)))
+    return (min(long_side, long_cap) if long_cap else long_side), size
+
+
+def resize_short_side(
+    frames: torch.Tensor, size: int, antialias: bool = True, max_aspect_ratio: float | None = None
+) -> torch.Tensor:
+    """
+    Resize so the shorter side is `size` pixels, keeping the aspect ratio (long side rounded, optionally capped at
+    `max_aspect_ratio * size`).
 
     Args:
         frames (`torch.Tensor` of shape `(..., 3, height, width)`).
@@ -262,7 +273,7 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"`size` must be a positive integer, got {size!r}.")
     height, width = frames.shape[-2:]
-    return resize_frames(frames, short_side_size(height, width, size))
+    return resize_frames(frames, short_side_size(height, width, size, max_aspect_ratio), antialias=antialias)
 
 
 def center_crop(frames: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.Tensor:
@@ -284,35 +295,29 @@ def center_crop(frames: torch.Tensor, size: Union[int, Sequence[int]]) -> torch.
 
 def square_crop_boxes(height: int, width: int) -> torch.Tensor:
     """
-    Boxes of the square crops, side `min(height, width)`, that cover the long side.
-
-    `ceil(long / short)` crops are placed evenly from one end to the other (first flush with the
-    start, last flush with the end), so they overlap only as much as needed to cover it.
+    Boxes of the square crops of the benchmark protocol (official `split_into_square_crops`): the frame itself when it
+    is square, else two squares of side `min(height, width)` flush with the two ends of the long side (they overlap
+    when the aspect ratio is below 2; the evaluation resize caps it at 2).
 
     Returns:
-        `torch.LongTensor` of shape `(num_crops, 4)`: `(top, left, bottom, right)` in pixels,
-        bottom/right exclusive.
+        `torch.LongTensor` of shape `(num_crops, 4)`: `(top, left, bottom, right)` in pixels, bottom/right exclusive.
     """
     side = min(height, width)
-    long_side = max(height, width)
-    num_crops = math.ceil(long_side / side - 1e-9)
-    if num_crops == 1:
-        starts = [(long_side - side) // 2]
+    if height == width:
+        boxes = [(0, 0, side, side)]
+    elif width > height:
+        boxes = [(0, 0, side, side), (0, width - side, side, width)]
     else:
-        starts = [int(round(index * (long_side - side) / (num_crops - 1))) for index in range(num_crops)]
-    boxes = []
-    for start in starts:
-        if width >= height:
-            boxes.append((0, start, side, start + side))
-        else:
-            boxes.append((start, 0, start + side, side))
+        boxes = [(0, 0, side, side), (height - side, 0, height, side)]
     return torch.tensor(boxes, dtype=torch.long)
 
 
-def split_square_crops(frames: torch.Tensor, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def split_square_crops(
+    frames: torch.Tensor, size: int | None = None, antialias: bool = False, max_aspect_ratio: float | None = 2.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """
-    The benchmark protocol: resize the short side to `size`, then cut the long side into square
-    crops covering it (e.g. two 256x256 crops of a 16:9 frame resized to 256x455).
+    The benchmark protocol: resize the short side to `size` (bilinear without antialiasing and the long side capped at
+    twice the short side, as the official evaluation), then cut the two square crops at the ends of the long side.
 
     Args:
         frames (`torch.Tensor` of shape `(..., 3, height, width)`).
@@ -324,7 +329,7 @@ def split_square_crops(frames: torch.Tensor, size: int | None = None) -> tuple[t
     """
     _check_frames(frames)
     if size is not None:
-        frames = resize_short_side(frames, size)
+        frames = resize_short_side(frames, size, antialias=antialias, max_aspect_ratio=max_aspect_ratio)
     height, width = frames.shape[-2:]
     boxes = square_crop_boxes(height, width)
     crops = torch.stack([frames[..., top:bottom, left:right] for top, left, bottom, right in boxes.tolist()])

@@ -44,14 +44,16 @@ def render_trajectory(
         raise ValueError(f"`positions` must have shape (num_frames, 2), got {tuple(positions.shape)}.")
     if not (0 <= background <= 255 and 0 <= foreground <= 255):
         raise ValueError(f"Grey levels must lie in [0, 255], got foreground={foreground}, background={background}.")
-    coordinates = torch.arange(size, dtype=torch.float32)
-    delta_x = coordinates[None, None, :] - positions[:, 0, None, None]  # (num_frames, 1, size)
-    delta_y = coordinates[None, :, None] - positions[:, 1, None, None]  # (num_frames, size, 1)
-    distance = torch.sqrt(delta_x**2 + delta_y**2)  # (num_frames, size, size)
-    coverage = (radius + 0.5 - distance).clamp(0.0, 1.0)  # (num_frames, size, size)
-    image = background + coverage * (foreground - background)  # (num_frames, size, size)
-    image = image.round().to(torch.uint8)
-    return image[:, None].expand(-1, 3, -1, -1).contiguous()  # (num_frames, 3, size, size)
+    # numpy: these arrays are tiny, and torch's intra-op threads only add overhead here.
+    centres = positions.numpy()
+    coordinates = np.arange(size, dtype=np.float32)
+    delta_x = coordinates[None, None, :] - centres[:, 0, None, None]  # (num_frames, 1, size)
+    delta_y = coordinates[None, :, None] - centres[:, 1, None, None]  # (num_frames, size, 1)
+    distance = np.sqrt(delta_x**2 + delta_y**2)  # (num_frames, size, size)
+    coverage = np.clip(radius + 0.5 - distance, 0.0, 1.0)  # (num_frames, size, size)
+    image = np.rint(background + coverage * (foreground - background)).astype(np.uint8)
+    image = np.repeat(image[:, None], 3, axis=1)  # (num_frames, 3, size, size)
+    return torch.from_numpy(image)
 
 
 class SyntheticMultimodalMotion(Dataset):

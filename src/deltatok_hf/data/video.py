@@ -95,7 +95,7 @@ def demo_clip_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"The bundled demo clip is missing at {path}; rebuild it with "
-            "`python -m deltatok_hf.data.make_demo_clip --source cityCC0.mpg --out {path}`."
+            f"`python -m deltatok_hf.data.make_demo_clip --source cityCC0.mpg --out {path}`."
         )
     return path
 

@@ -18,12 +18,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from transformers import Pipeline
 from transformers.utils import cached_file, logging
 
+from ..data.sampling import resize_frames, split_square_crops
 from ..models.deltaworld import DeltaWorldForForecasting
 from .pipeline_output import DeltaWorldPipelineOutput
 
@@ -142,41 +142,6 @@ def load_clip(clip: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     return frames, timestamps
 
 
-def _resized_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """Short side to `size`, long side rounded and capped at `MAX_ASPECT_RATIO * size` (official `compute_resize_sizes`)."""
-    scale = size / min(height, width)
-    max_side = int(size * MAX_ASPECT_RATIO)
-    return min(int(round(height * scale)), max_side), min(int(round(width * scale)), max_side)
-
-
-def _resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """
-    `(T, 3, H, W)` -> `(T, 3, height, width)` uint8, bilinear with half-pixel centres and no antialiasing, rounded to
-    uint8: the behaviour of `cv2.resize(..., INTER_LINEAR)` the official evaluation uses.
-
-    Note: `deltatok_hf.data.resize_frames` antialiases (right for training crops); the forecasting pipeline follows
-    the official evaluation instead, so its inputs match the benchmark protocol.
-    """
-    if tuple(frames.shape[-2:]) == (height, width):
-        return frames
-    resized = F.interpolate(frames.float(), size=(height, width), mode="bilinear", align_corners=False, antialias=False)
-    return resized.round().clamp(0, 255).to(torch.uint8)
-
-
-def _square_crop_boxes(height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """
-    `(top, left, height, width)` of the square crops of a frame: the frame itself when square, else two squares of the
-    short side at the two ends of the long side (overlapping unless the aspect ratio is 2), as the official
-    `split_into_square_crops`.
-    """
-    side = min(height, width)
-    if height == width:
-        return [(0, 0, side, side)]
-    if width > height:
-        return [(0, 0, side, side), (0, width - side, side, side)]
-    return [(0, 0, side, side), (height - side, 0, side, side)]
-
-
 def prepare_views(
     frames: torch.Tensor, size: int, resize_mode: str, patch_size: int
 ) -> tuple[torch.Tensor, tuple[int, int], list[tuple[int, int, int, int]] | None]:
@@ -196,11 +161,14 @@ def prepare_views(
     if size % patch_size:
         raise ValueError(f"size must be a multiple of the patch size {patch_size}, got {size}.")
     if resize_mode == "resize_square":
-        return _resize_frames(frames, size, size)[None], (size, size), None
-    new_height, new_width = _resized_size(height, width, size)
-    resized = _resize_frames(frames, new_height, new_width)
-    boxes = _square_crop_boxes(new_height, new_width)
-    views = torch.stack([resized[..., top : top + h, left : left + w] for top, left, h, w in boxes])
+        return resize_frames(frames, size, antialias=False)[None], (size, size), None
+    # The benchmark protocol (official evaluation): bilinear without antialiasing, long side capped at twice the
+    # short side, two square crops at the ends of the long side.
+    views, crop_boxes = split_square_crops(frames, size, antialias=False, max_aspect_ratio=MAX_ASPECT_RATIO)
+    new_height = int(crop_boxes[:, 2].max())
+    new_width = int(crop_boxes[:, 3].max())
+    # (top, left, height, width) of each crop inside the resized frame.
+    boxes = [(top, left, bottom - top, right - left) for top, left, bottom, right in crop_boxes.tolist()]
     return views, (new_height, new_width), (boxes if len(boxes) > 1 else None)
 
 
