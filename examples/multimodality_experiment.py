@@ -1,0 +1,189 @@
+#!/usr/bin/env python
+"""Best-of-Many vs deterministic DeltaWorld on futures with several true modes.
+
+    python examples/multimodality_experiment.py --output_json outputs/multimodality.json
+
+`SyntheticMultimodalMotion` clips have a context in which a shape moves, then one of `num_modes` continuations. Both
+predictors are trained the same way (same tokenizer, cached delta tokens, seed, steps, optimizer) on the same clips;
+only `use_best_of_many` differs. On held-out clips we draw 20 futures of the first future frame and report
+
+- best-of-20 error: the smallest mean-squared error of a sample to the clip's true future, in delta-token space and
+  in feature space (after the DeltaTok decoder);
+- mode coverage: the fraction of the true modes that are the nearest mode (in delta-token space) of at least one
+  sample, averaged over clips.
+
+The deterministic model predicts one future, so its 20 "samples" are the same prediction.
+"""
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from deltatok_hf import DeltaTokModel, DeltaWorldForForecasting
+from deltatok_hf.training import build_lr_scheduler, build_optimizer, resolve_config, write_json
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokenizer", type=str, default=None, help="DeltaTok (or DeltaWorld) weights whose tokenizer to use; default: random-init tiny.")
+    parser.add_argument("--world_config", type=str, default="tiny")
+    parser.add_argument("--num_train_videos", type=int, default=512)
+    parser.add_argument("--num_eval_videos", type=int, default=64)
+    parser.add_argument("--num_frames", type=int, default=7)
+    parser.add_argument("--num_context_frames", type=int, default=4)
+    parser.add_argument("--num_modes", type=int, default=4)
+    parser.add_argument("--frame_size", type=int, default=64)
+    parser.add_argument("--max_train_steps", type=int, default=400)
+    parser.add_argument("--train_batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--weight_decay", type=float, default=4e-1)
+    parser.add_argument("--warmup_steps", type=int, default=20)
+    parser.add_argument("--num_samples_train", type=int, default=32, help="Best-of-Many candidates K.")
+    parser.add_argument("--num_samples", type=int, default=20, help="Futures drawn at evaluation.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output_json", type=str, default=None)
+    return parser.parse_args(argv)
+
+
+@torch.no_grad()
+def encode_dataset(tokenizer, dataset, batch_size: int = 32) -> dict:
+    """Delta tokens of every clip and of every alternative future, plus the features decoding starts from."""
+    from deltatok_hf.training import collate_clips
+
+    tokens, timestamps, modes, mode_tokens, mode_features, last_context_features = [], [], [], [], [], []
+    for start in tqdm(range(0, len(dataset), batch_size), desc="encoding"):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = collate_clips(items)
+        clip_tokens, clip_features = tokenizer.encode_frames(batch["frames"])
+        tokens.append(clip_tokens)
+        timestamps.append(batch["timestamps"])
+        if "all_futures" in items[0]:
+            num_context = items[0]["frames"].shape[0] - items[0]["all_futures"].shape[1]
+            modes.append(torch.tensor([int(item["mode"]) for item in items]))
+            # (batch, num_modes, num_future, 3, H, W) -> one clip per (clip, mode): context + that future.
+            futures = torch.stack([torch.as_tensor(item["all_futures"]) for item in items])
+            context = batch["frames"][:, :num_context]
+            batch_size_, num_modes = futures.shape[:2]
+            clips = torch.cat((context[:, None].expand(-1, num_modes, -1, -1, -1, -1), futures), dim=2)
+            alt_tokens, alt_features = tokenizer.encode_frames(clips.flatten(0, 1))
+            # first future frame only: (batch, num_modes, D) and (batch, num_modes, N, D)
+            mode_tokens.append(alt_tokens[:, num_context].unflatten(0, (batch_size_, num_modes)))
+            mode_features.append(alt_features[:, num_context].unflatten(0, (batch_size_, num_modes)))
+            last_context_features.append(clip_features[:, num_context - 1])
+    out = {"delta_tokens": torch.cat(tokens), "timestamps": torch.cat(timestamps)}
+    if modes:
+        out.update(
+            modes=torch.cat(modes),
+            mode_tokens=torch.cat(mode_tokens),
+            mode_features=torch.cat(mode_features),
+            last_context_features=torch.cat(last_context_features),
+        )
+    return out
+
+
+def train_predictor(model, cached: dict, args) -> list[float]:
+    set_seed(args.seed)
+    model.train()
+    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay)
+    scheduler = build_lr_scheduler(optimizer, args.warmup_steps)
+    generator = torch.Generator().manual_seed(args.seed)
+    num_clips = cached["delta_tokens"].shape[0]
+    losses = []
+    for _ in tqdm(range(args.max_train_steps), desc="BoM" if model.config.use_best_of_many else "deterministic"):
+        index = torch.randint(0, num_clips, (args.train_batch_size,), generator=generator)
+        loss = model(delta_tokens=cached["delta_tokens"][index], timestamps=cached["timestamps"][index]).loss
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def evaluate(model, cached: dict, args) -> dict:
+    model.eval()
+    num_context = args.num_context_frames
+    num_samples = args.num_samples if model.config.use_best_of_many else 1
+    output = model.generate(
+        delta_tokens=cached["delta_tokens"][:, :num_context],
+        timestamps=cached["timestamps"][:, :num_context],
+        future_timestamps=cached["timestamps"][:, num_context : num_context + 1],
+        last_features=cached["last_context_features"],
+        num_samples=num_samples,
+        generator=torch.Generator().manual_seed(args.seed + 1),
+    )
+    # (batch, samples, D) and (batch, samples, N, D), repeated to 20 for the deterministic model
+    samples = output.future_delta_tokens[:, :, 0].expand(-1, args.num_samples, -1)
+    sample_features = output.future_features[:, :, 0].expand(-1, args.num_samples, -1, -1)
+    batch = torch.arange(samples.shape[0])
+    true_tokens = cached["mode_tokens"][batch, cached["modes"]]  # (batch, D)
+    true_features = cached["mode_features"][batch, cached["modes"]]  # (batch, N, D)
+    token_error = ((samples - true_tokens[:, None]) ** 2).mean(-1)  # (batch, samples)
+    feature_error = ((sample_features - true_features[:, None]) ** 2).mean((-1, -2))
+    # nearest true mode of every sample: (batch, samples)
+    distance_to_modes = torch.cdist(samples, cached["mode_tokens"])
+    nearest = distance_to_modes.argmin(-1)
+    covered = torch.zeros(samples.shape[0], args.num_modes, dtype=torch.bool)
+    covered.scatter_(1, nearest, True)
+    return {
+        "best_of_20_token_mse": token_error.min(-1).values.mean().item(),
+        "mean_sample_token_mse": token_error.mean().item(),
+        "best_of_20_feature_mse": feature_error.min(-1).values.mean().item(),
+        "mode_coverage": covered.float().mean().item(),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from deltatok_hf.data import SyntheticMultimodalMotion
+
+    start = time.perf_counter()
+    set_seed(args.seed)
+    if args.tokenizer is not None:
+        from transformers import AutoConfig
+
+        if AutoConfig.from_pretrained(args.tokenizer).model_type == "deltaworld":  # e.g. the demo model
+            tokenizer = DeltaWorldForForecasting.from_pretrained(args.tokenizer).tokenizer
+        else:
+            tokenizer = DeltaTokModel.from_pretrained(args.tokenizer)
+    else:
+        tokenizer = DeltaTokModel(resolve_config("deltatok", "tiny"))
+    tokenizer.eval()
+    dataset_kwargs = dict(
+        num_frames=args.num_frames, num_context_frames=args.num_context_frames, size=args.frame_size, num_modes=args.num_modes
+    )
+    train_cache = encode_dataset(tokenizer, SyntheticMultimodalMotion(args.num_train_videos, seed=args.seed, **dataset_kwargs))
+    eval_cache = encode_dataset(tokenizer, SyntheticMultimodalMotion(args.num_eval_videos, seed=args.seed + 1000, **dataset_kwargs))
+
+    results = {}
+    for name, use_best_of_many in (("best_of_many", True), ("deterministic", False)):
+        config = resolve_config("deltaworld", args.world_config)
+        config.tokenizer_config = copy.deepcopy(tokenizer.config)
+        config.use_best_of_many = use_best_of_many
+        config.num_samples_train = args.num_samples_train
+        set_seed(args.seed)
+        model = DeltaWorldForForecasting(config)
+        model.tokenizer.load_state_dict(tokenizer.state_dict())
+        losses = train_predictor(model, train_cache, args)
+        results[name] = {"final_train_loss": sum(losses[-20:]) / len(losses[-20:]), **evaluate(model, eval_cache, args)}
+    results["ratio_best_of_20_token_mse"] = (
+        results["best_of_many"]["best_of_20_token_mse"] / results["deterministic"]["best_of_20_token_mse"]
+    )
+    results["ratio_best_of_20_feature_mse"] = (
+        results["best_of_many"]["best_of_20_feature_mse"] / results["deterministic"]["best_of_20_feature_mse"]
+    )
+    results["settings"] = vars(args)
+    results["seconds"] = time.perf_counter() - start
+    print(json.dumps({k: v for k, v in results.items() if k != "settings"}, indent=2))
+    if args.output_json:
+        write_json(args.output_json, results)
+
+
+if __name__ == "__main__":
+    main()
