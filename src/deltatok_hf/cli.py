@@ -153,8 +153,15 @@ def _view_summary(output) -> dict:
     return summary
 
 
-def run_forecast(pipe, video: str, args: argparse.Namespace, model_description: str, random_weights: bool) -> dict:
-    """Forecast `video` with `pipe` and write `forecast.png`, `forecast.json` (and GIFs) to `args.out`."""
+def run_forecast(
+    pipe, video: str, args: argparse.Namespace, model_description: str, random_weights: bool, caveat: str | None = None
+) -> dict:
+    """
+    Forecast `video` with `pipe` and write `forecast.png`, `forecast.json` (and GIFs) to `args.out`. `caveat` is shown in
+    the picture's title and stored in the JSON (e.g. that the model is a demo model, not a quality model).
+    """
+    if random_weights and caveat is None:
+        caveat = "RANDOM WEIGHTS, not a quality result"
     from .visualization import save_forecast_gif, save_forecast_png  # noqa: PLC0415
 
     out_dir = Path(args.out)
@@ -184,7 +191,7 @@ def run_forecast(pipe, video: str, args: argparse.Namespace, model_description: 
     progress.update()
 
     progress.set_postfix_str("drawing")
-    title = f"{Path(video).name}: {args.num_samples} samples" + (" (RANDOM WEIGHTS, not a quality result)" if random_weights else "")
+    title = f"{Path(video).name}: {args.num_samples} samples" + (f" ({caveat})" if caveat else "")
     picture = save_forecast_png(outputs, out_dir / "forecast.png", title=title, max_samples_shown=args.max_samples_shown)
     gifs = []
     if args.gif:
@@ -216,6 +223,8 @@ def run_forecast(pipe, video: str, args: argparse.Namespace, model_description: 
     }
     if random_weights:
         report["warning"] = "Random-weight model: these numbers show the mechanics only, not forecast quality."
+    elif caveat:
+        report["warning"] = caveat
     (out_dir / "forecast.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     progress.update()
     progress.close()
@@ -248,6 +257,12 @@ def _forecast_command(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_MODEL_CAVEAT = (
+    "tiny demo model with a random-init backbone, trained for minutes on this clip and synthetic shapes: "
+    "mechanics only, not a quality result"
+)
+
+
 def _demo_command(args: argparse.Namespace) -> int:
     from .data.video import demo_clip_path  # noqa: PLC0415
     from .demo import load_demo_model  # noqa: PLC0415
@@ -262,11 +277,15 @@ def _demo_command(args: argparse.Namespace) -> int:
         )
     else:
         print(f"model: {demo.source}")
+        print(f"NOTE: {DEMO_MODEL_CAVEAT}.")
     model = demo.model.to(DTYPES[args.dtype])
     pipe = DeltaWorldPipeline(model=model, device=args.device)
     video = str(demo_clip_path())
     print(f"video: {video}")
-    report = run_forecast(pipe, video, args, model_description=demo.source, random_weights=demo.random_weights)
+    caveat = None if demo.random_weights else DEMO_MODEL_CAVEAT
+    report = run_forecast(
+        pipe, video, args, model_description=demo.source, random_weights=demo.random_weights, caveat=caveat
+    )
     _print_summary(report)
     print(f"Open the picture: {Path(report['picture']).resolve()}")
     return 0
