@@ -53,7 +53,7 @@ def parse_args(argv=None):
 @torch.no_grad()
 def encode_dataset(tokenizer, dataset, batch_size: int = 32) -> dict:
     """Delta tokens of every clip and of every alternative future, plus the features decoding starts from."""
-    from deltatok_hf.training import collate_clips
+    from deltatok_hf.data import collate_clips
 
     tokens, timestamps, modes, mode_tokens, mode_features, last_context_features = [], [], [], [], [], []
     for start in tqdm(range(0, len(dataset), batch_size), desc="encoding"):
