@@ -7,7 +7,9 @@ ViT-B/16-sized models (`DeltaWorldConfig()`, random weights), 4 context frames, 
 * `ours_fp32`: `generate` in fp32; outputs must match the reference within 1e-5;
 * `ours_bf16`: `generate` on a `model.to(torch.bfloat16)` copy; its error vs fp32 is reported as relative RMS;
 * `reference_bf16` (`--reference-bf16`): the reference on the bf16 copy, for a like-for-like bf16 ratio;
-* `ours_autocast` (`--autocast`): `generate` of the fp32 model under `torch.autocast(bfloat16)`.
+* `ours_autocast` (`--autocast`): `generate` of the fp32 model under `torch.autocast(bfloat16)`;
+* `ours_fp32_compiled` / `ours_bf16_compiled` (`--compile`): `generate` after `compile_for_inference` (copies of the
+  models); the first call, which compiles, is timed separately and reported as `compile_s`.
 
     python benchmarks/bench_inference.py --sizes 256 --batch-sizes 1 --repeats 3
     python benchmarks/bench_inference.py --sizes 512 --batch-sizes 1 --repeats 1 --no-bf16
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 model")
     parser.add_argument("--reference-bf16", action="store_true", help="also time the reference on the bf16 model")
     parser.add_argument("--autocast", action="store_true", help="also time generate under bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="also time generate after compile_for_inference")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default="inference")
     args = parser.parse_args()
@@ -67,12 +70,29 @@ def main() -> None:
                         return ours(model, frames, timestamps, context, noise)
 
                 functions["ours_autocast"] = autocast_run
+            compile_seconds = {}
+            if args.compile:
+                import time
+
+                from deltatok_hf.inference import compile_for_inference
+
+                compiled = {"ours_fp32_compiled": copy.deepcopy(model)}
+                if model_bf16 is not None:
+                    compiled["ours_bf16_compiled"] = copy.deepcopy(model_bf16)
+                for name, compiled_model in compiled.items():
+                    compile_for_inference(compiled_model)
+                    started = time.perf_counter()
+                    ours(compiled_model, frames, timestamps, context, noise)  # compiles every block shape
+                    compile_seconds[name] = round(time.perf_counter() - started, 2)
+                    functions[name] = lambda m=compiled_model: ours(m, frames, timestamps, context, noise)
             print(f"size {size}, batch {batch_size}: {list(functions)} x ({args.warmup} warm-up + {args.repeats})")
             timing = interleaved(functions, args.repeats, args.warmup, args.device)
             outputs = timing.pop("outputs")
             reference_features, reference_tokens = outputs["reference_fp32"]
             base = timing["reference_fp32"]["median_s"]
             row = {"size": size, "batch_size": batch_size, "num_samples": args.num_samples, "timing": timing}
+            if compile_seconds:
+                row["compile_s"] = compile_seconds
             row["ratio_vs_reference_fp32"] = {name: round(t["median_s"] / base, 3) for name, t in timing.items()}
             base_cpu = timing["reference_fp32"]["median_cpu_s"]
             row["cpu_seconds_ratio_vs_reference_fp32"] = {
@@ -80,7 +100,9 @@ def main() -> None:
             }
             row["fp32_max_abs_diff_features"] = max_abs_diff(outputs["ours_fp32"][0], reference_features)
             row["fp32_max_abs_diff_tokens"] = max_abs_diff(outputs["ours_fp32"][1], reference_tokens)
-            for name in ("ours_bf16", "reference_bf16", "ours_autocast"):
+            if "ours_fp32_compiled" in outputs:
+                row["fp32_compiled_max_abs_diff_features"] = max_abs_diff(outputs["ours_fp32_compiled"][0], reference_features)
+            for name in ("ours_bf16", "reference_bf16", "ours_autocast", "ours_bf16_compiled"):
                 if name in outputs:
                     row[f"{name}_relative_rms_features_vs_fp32"] = relative_rms(outputs[name][0], reference_features)
                     row[f"{name}_relative_rms_tokens_vs_fp32"] = relative_rms(outputs[name][1], reference_tokens)

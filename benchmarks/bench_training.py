@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--skip-deltatok", action="store_true")
     parser.add_argument("--skip-deltaworld", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", default="training", help="results/<output>.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpointing", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--gradient-path", default="", help=argparse.SUPPRESS)
@@ -129,7 +130,7 @@ def main() -> None:
             "checkpointing_peak_memory_ratio": round(rows[1]["peak_above_setup_mib"] / rows[0]["peak_above_setup_mib"], 3),
             "gradient_max_abs_diff": (plain - checkpointed).abs().max().item(),
         }
-        write_json("training", results)
+        write_json(args.output, results)
         print(json.dumps(results["deltatok"], indent=1))
 
     if not args.skip_deltaworld:
@@ -179,7 +180,7 @@ def main() -> None:
                 "setting": f"ViT-B predictor, {args.size}x{args.size}, batch {args.batch_size}, {args.num_frames} frames/clip",
                 "rows": rows,
             }
-            write_json("training", results)
+            write_json(args.output, results)
             print(row)
 
 
