@@ -183,6 +183,27 @@ class DeltaTokLayer(GradientCheckpointingLayer):
         return hidden_states
 
 
+@torch.no_grad()
+def init_official_weights(module: nn.Module, std: float, layer_scale_init: float) -> None:
+    """
+    The official initialisation of tokenizer and predictor modules: linear weights and embeddings
+    `trunc_normal_(std)` (default absolute bounds of ±2, as the official code), zero biases, LayerNorms at identity,
+    LayerScales at `layer_scale_init`.
+    """
+    if isinstance(module, nn.Linear):
+        init.trunc_normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        init.trunc_normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        init.ones_(module.weight)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, DeltaTokLayerScale):
+        init.constant_(module.lambda1, layer_scale_init)
+
+
 def _tokenizer_rope_config(config: DeltaTokConfig) -> DINOv3ViTConfig:
     """A DINOv3 config carrying only what the tokenizer's 2-D patch RoPE needs."""
     return DINOv3ViTConfig(
@@ -217,20 +238,8 @@ class DeltaTokPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """The official initialisation: truncated normal (std `initializer_range`), zero biases, LayerScale 1e-5."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.trunc_normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, DeltaTokLayerScale):
-            init.constant_(module.lambda1, self.config.layer_scale_init)
-        elif isinstance(module, DINOv3ViTRopePositionEmbedding):
+        init_official_weights(module, self.config.initializer_range, self.config.layer_scale_init)
+        if isinstance(module, DINOv3ViTRopePositionEmbedding):
             inv_freq = 1 / module.base ** torch.arange(0, 1, 4 / module.head_dim, dtype=torch.float32)
             init.copy_(module.inv_freq, inv_freq)
 

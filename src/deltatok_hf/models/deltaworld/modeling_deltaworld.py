@@ -16,12 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
 
-from ..deltatok.modeling_deltatok import DeltaTokLayerScale, DeltaTokModel, _fill_missing_backbone
+from ..deltatok.modeling_deltatok import (
+    DeltaTokLayerScale,
+    DeltaTokModel,
+    _fill_missing_backbone,
+    _grid_from_num_patches,
+    init_official_weights,
+)
 from .configuration_deltaworld import DeltaWorldConfig
 
 logger = logging.get_logger(__name__)
@@ -263,19 +268,7 @@ class DeltaWorldPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Official predictor init: truncated normal 0.02 for linear weights and the query, zero biases, LayerScale."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.trunc_normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, DeltaTokLayerScale):
-            init.constant_(module.lambda1, self.config.layer_scale_init)
+        init_official_weights(module, self.config.initializer_range, self.config.layer_scale_init)
 
 
 def _as_float_timestamps(name: str, timestamps, batch_size: int, length: int | None, device) -> torch.Tensor:
@@ -554,11 +547,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             delta_tokens, context_features, rope = self.encode_context(frames)
             last_features = context_features[:, -1]
         elif decode:
-            rows, columns = grid_size if grid_size is not None else (None, None)
-            if rows is None:
-                from ..deltatok.modeling_deltatok import _grid_from_num_patches
-
-                rows, columns = _grid_from_num_patches(last_features.shape[1])
+            rows, columns = grid_size if grid_size is not None else _grid_from_num_patches(last_features.shape[1])
             grid_size = (rows, columns)
             rope = self.tokenizer.position_embeddings(rows * self.tokenizer.patch_size, columns * self.tokenizer.patch_size, device=device)
         dtype = self.predictor.head.weight.dtype
