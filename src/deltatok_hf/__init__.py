@@ -14,6 +14,7 @@ from .models import (
 )
 from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
 from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
+from .inference import compile_for_inference
 from .pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "DeltaWorldOutput",
     "DeltaWorldPipeline",
     "DeltaWorldPipelineOutput",
+    "compile_for_inference",
 ]
