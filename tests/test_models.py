@@ -153,8 +153,10 @@ def test_official_release_layout_predictor_plus_tokenizer(tmp_path, tiny_world):
     torch.save(tokenizer_state, tmp_path / "deltatok.bin")
     torch.save({k: v for k, v in state.items() if k.startswith("predictor.")}, tmp_path / "deltaworld.bin")
     model, report = convert_official_checkpoint(
-        deltatok=tmp_path / "deltatok.bin", deltaworld=tmp_path / "deltaworld.bin", preset="tiny"
+        tmp_path / "converted", deltatok=tmp_path / "deltatok.bin", deltaworld=tmp_path / "deltaworld.bin", preset="tiny"
     )
+    card = (tmp_path / "converted" / "README.md").read_text()
+    assert "deltatok.bin" in card and "facebook/dinov3-vitb16-pretrain-lvd1689m" in card
     assert not report.unmatched
     assert report.missing and all(k.startswith("tokenizer.backbone.") for k in report.missing)
     assert torch.equal(model.predictor.head.weight, tiny_world.predictor.head.weight)
