@@ -88,7 +88,7 @@ def test_video_file_input_uses_its_own_timestamps(pipe, tmp_path):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    out = pipe(str(path), num_samples=2, num_future_frames=2, size=32, max_context_frames=3, seed=0)
+    out = pipe(str(path), num_samples=2, num_future_frames=2, size=32, max_context_frames=3, context_interval=0.1, seed=0)
     assert isinstance(out, list) and len(out) == 2  # 48x32 -> two square crops
     np.testing.assert_allclose(out[0].context_timestamps.numpy(), [0.2, 0.3, 0.4], atol=1e-4)
     np.testing.assert_allclose(out[0].future_timestamps.numpy(), [0.5, 0.6], atol=1e-4)
@@ -364,3 +364,17 @@ def test_hub_id_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
     reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=2, size=32, seed=0)
     torch.testing.assert_close(out.future_features, reference.future_features)
     assert out.task_maps["depth"].shape == (2, 3, 32, 32)
+
+
+def test_video_file_context_defaults_to_four_frames_two_tenths_apart(pipe):
+    from deltatok_hf.data import demo_clip_path
+
+    out = pipe(str(demo_clip_path()), num_samples=2, size=32, resize_mode="resize_square", seed=0)
+    times = out.context_timestamps.numpy()
+    assert len(times) == 4
+    np.testing.assert_allclose(np.diff(times), 0.2, atol=0.021)  # nearest real frames of a 25 fps clip
+    np.testing.assert_allclose(out.future_timestamps.numpy() - times[-1], [0.2, 0.4, 0.6], atol=0.03)
+    with pytest.raises(ValueError, match="too short"):
+        pipe(str(demo_clip_path()), max_context_frames=40, num_samples=1, size=32, resize_mode="resize_square")
+    with pytest.raises(ValueError, match="context_interval"):
+        pipe(_clip(2), fps=5, context_interval=0.2, num_samples=1, size=32)

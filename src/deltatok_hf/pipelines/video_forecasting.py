@@ -37,6 +37,9 @@ DEFAULT_SIZE = 256
 DEFAULT_RESIZE_MODE = "square_crops"
 # The official evaluation caps the long side at this multiple of the short side after resizing (`max_aspect_ratio`).
 MAX_ASPECT_RATIO = 2.0
+# Context taken from a video file by default: the paper's evaluation protocol (4 frames 0.2 s apart).
+VIDEO_CONTEXT_FRAMES = 4
+VIDEO_CONTEXT_INTERVAL = 0.2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,17 +108,47 @@ def _frames_from_list(frames: Sequence[Any]) -> torch.Tensor:
     return torch.stack(converted) if converted else torch.zeros(0, 0, 0, 3, dtype=torch.uint8)
 
 
-def load_clip(clip: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _read_video_context(
+    path: str | os.PathLike, num_frames: int | None, interval: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    The context of a video file: `num_frames` frames `interval` seconds apart ending on the last frame (nearest real
+    frames, seeking rather than decoding everything). Defaults are the paper's evaluation protocol: 4 frames, 0.2 s.
+    """
+    from ..data.video import read_frames_at, read_timestamps  # noqa: PLC0415 (PyAV is only needed for files)
+
+    num_frames = VIDEO_CONTEXT_FRAMES if num_frames is None else num_frames
+    interval = VIDEO_CONTEXT_INTERVAL if interval is None else interval
+    # Both raise VideoDecodeError (a ValueError naming the file) on missing / corrupt / empty files.
+    times = read_timestamps(path)
+    last = float(times[-1])
+    wanted = [last - interval * step for step in range(num_frames - 1, -1, -1)]
+    half_frame = float(torch.diff(times).median()) / 2 if times.numel() > 1 else 0.0
+    if wanted[0] < float(times[0]) - half_frame:
+        raise ValueError(
+            f"{path} lasts {last - float(times[0]):.2f} s: too short for {num_frames} context frames {interval} s "
+            "apart; pass a smaller max_context_frames= or context_interval=."
+        )
+    decoded = read_frames_at(path, wanted)
+    timestamps = decoded.timestamps.to(torch.float64)
+    if timestamps.numel() > 1 and not bool((timestamps[1:] > timestamps[:-1]).all()):
+        raise ValueError(
+            f"{path} has no distinct frames at the context times {wanted} (context_interval={interval} s is shorter "
+            "than its frame spacing); pass a larger context_interval=."
+        )
+    return decoded.frames, timestamps
+
+
+def load_clip(
+    clip: Any, max_context_frames: int | None = None, context_interval: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     Any supported clip form -> `(frames (T, H, W, 3) uint8 or float 0..255, timestamps (T,) float64 or None)`.
-    Video files are decoded with [`deltatok_hf.data.decode_video`] and carry their own timestamps.
+    Video files carry their own timestamps; only their context frames are decoded (see `_read_video_context`).
     """
     timestamps = None
     if isinstance(clip, (str, os.PathLike)):
-        from ..data.video import decode_video  # noqa: PLC0415 (PyAV is only needed for files)
-
-        decoded = decode_video(clip)  # raises VideoDecodeError (a ValueError) on missing / corrupt / empty files
-        frames, timestamps = decoded.frames, decoded.timestamps.to(torch.float64)
+        frames, timestamps = _read_video_context(clip, max_context_frames, context_interval)
     elif isinstance(clip, np.ndarray):
         if clip.ndim != 4 or clip.shape[-1] != 3:
             raise ValueError(
@@ -334,6 +367,7 @@ class DeltaWorldPipeline(Pipeline):
         frame_interval: float | None = None,
         future_timestamps: Sequence[float] | torch.Tensor | None = None,
         max_context_frames: int | None = None,
+        context_interval: float | None = None,
         size: int | None = None,
         resize_mode: str | None = None,
         ground_truth_frames: Any = None,
@@ -356,6 +390,7 @@ class DeltaWorldPipeline(Pipeline):
                 frame_interval=frame_interval,
                 future_timestamps=future_timestamps,
                 max_context_frames=max_context_frames,
+                context_interval=context_interval,
                 size=size,
                 resize_mode=resize_mode,
                 ground_truth_frames=ground_truth_frames,
@@ -388,7 +423,9 @@ class DeltaWorldPipeline(Pipeline):
             num_future_frames (`int`, defaults to 3) and frame_interval (`float` seconds, defaults to the context's
                 median spacing, or `1 / fps` for a single frame); or future_timestamps (`(F,)` seconds, any spacing,
                 after the last context time, on the same clock).
-            max_context_frames (`int`): keep only the last N frames as context.
+            max_context_frames (`int`): keep only the last N frames as context. For a video file, the context is
+                `max_context_frames` (default 4) frames `context_interval` seconds apart (default 0.2) ending on its last
+                frame, as the paper's evaluation; only those frames are decoded.
             size (`int`, defaults to 256 or the saved pipeline's) and resize_mode: `"square_crops"` (default; short
                 side to `size`, then one square per end of the long side, each forecast: the benchmark protocol),
                 `"resize_square"` (stretch to `size x size`) or `"none"` (frames must be patch multiples).
@@ -426,6 +463,7 @@ class DeltaWorldPipeline(Pipeline):
         frame_interval: float | None = None,
         future_timestamps: Sequence[float] | torch.Tensor | None = None,
         max_context_frames: int | None = None,
+        context_interval: float | None = None,
         size: int = DEFAULT_SIZE,
         resize_mode: str = DEFAULT_RESIZE_MODE,
         ground_truth_frames: Any = None,
@@ -442,15 +480,21 @@ class DeltaWorldPipeline(Pipeline):
         if fps is not None and (not np.isfinite(fps) or fps <= 0):
             raise ValueError(f"fps must be a positive number, got {fps!r}.")
 
+        if context_interval is not None and (not np.isfinite(context_interval) or context_interval <= 0):
+            raise ValueError(f"context_interval must be a positive number of seconds, got {context_interval!r}.")
+
+        if isinstance(inputs, (str, os.PathLike)) and (fps is not None or timestamps is not None):
+            raise ValueError(
+                "A video file carries its own timestamps; do not pass fps or timestamps with it (decode it "
+                "yourself and pass the frames to use other times)."
+            )
+
         # 2. Frames and their times.
-        frames, video_timestamps = load_clip(inputs)
+        frames, video_timestamps = load_clip(inputs, max_context_frames, context_interval)
         num_frames = frames.shape[0]
+        if context_interval is not None and video_timestamps is None:
+            raise ValueError("context_interval selects frames of a video file; with frames given, pass the ones to use.")
         if video_timestamps is not None:
-            if fps is not None or timestamps is not None:
-                raise ValueError(
-                    "A video file carries its own timestamps; do not pass fps or timestamps with it (decode it "
-                    "yourself and pass the frames to use other times)."
-                )
             context_timestamps = video_timestamps
         elif timestamps is not None:
             context_timestamps = _as_float64_vector("timestamps", timestamps)
