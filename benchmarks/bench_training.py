@@ -53,7 +53,7 @@ def deltatok_worker(args) -> None:
     torch.manual_seed(0)
     model = DeltaTokModel(DeltaTokConfig()).to(args.device)  # ViT-B/16 sizes, backbone frozen
     if args.checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     frames, _ = make_clip(args.batch_size, 2, args.size, args.device)

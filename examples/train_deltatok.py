@@ -67,7 +67,7 @@ def build_model(args, recipe) -> DeltaTokModel:
         frozen = freeze_parameters(model, args.freeze, DELTATOK_PARTS)
         logger.info(f"Froze {len(frozen)} parameter tensors ({', '.join(args.freeze)})")
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     return model
 
 

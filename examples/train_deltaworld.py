@@ -78,7 +78,7 @@ def build_model(args) -> DeltaWorldForForecasting:
         frozen = freeze_parameters(model, args.freeze, DELTAWORLD_PARTS)
         logger.info(f"Froze {len(frozen)} parameter tensors ({', '.join(args.freeze)})")
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     return model
 
 

@@ -344,3 +344,19 @@ def test_official_initialisation():
     assert torch.all(model.tokenizer.backbone.model.layer[0].layer_scale1.lambda1 == 1.0)
     assert not any(p.requires_grad for p in model.tokenizer.parameters())
     assert all(p.requires_grad for p in model.predictor.parameters())
+
+
+def test_gradient_checkpointing_gives_the_same_tokenizer_gradients():
+    config = DeltaTokConfig.tiny(use_rope_augmentation=False)
+    frames = random_frames(2, 2)
+    gradients = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = DeltaTokModel(config).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            assert model.decoder_blocks[0].gradient_checkpointing
+        model(frames).loss.backward()
+        gradients.append(model.encoder_blocks[0].attention.q_proj.weight.grad.clone())
+    torch.testing.assert_close(gradients[0], gradients[1], atol=1e-7, rtol=1e-6)
+    assert gradients[0].abs().sum() > 0
