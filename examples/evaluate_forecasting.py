@@ -48,30 +48,18 @@ from deltatok_hf.metrics.functional import (
 from deltatok_hf.models.heads import DeltaTokDepthHead, DeltaTokSegmentationHead
 
 
-try:  # run as a script (examples/ on sys.path) or imported as `examples.evaluate_forecasting`
-    from forecasting_datasets import (
-        DEFAULT_TIME_STRIDE_SECONDS,
-        IGNORE_INDEX,
-        SyntheticWindows,
-        VideoFolderWindows,
-        align_to_labels,
-        build_labelled_dataset,
-        collate_windows,
-        merge_square_crops,
-        split_into_square_crops,
-    )
-except ImportError:  # pragma: no cover
-    from .forecasting_datasets import (
-        DEFAULT_TIME_STRIDE_SECONDS,
-        IGNORE_INDEX,
-        SyntheticWindows,
-        VideoFolderWindows,
-        align_to_labels,
-        build_labelled_dataset,
-        collate_windows,
-        merge_square_crops,
-        split_into_square_crops,
-    )
+# The dataset readers live next to this script (examples/ is on sys.path when it runs).
+from forecasting_datasets import (
+    DEFAULT_TIME_STRIDE_SECONDS,
+    IGNORE_INDEX,
+    SyntheticWindows,
+    VideoFolderWindows,
+    align_to_labels,
+    build_labelled_dataset,
+    collate_windows,
+    merge_square_crops,
+    split_into_square_crops,
+)
 
 
 logger = get_logger(__name__)

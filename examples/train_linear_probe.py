@@ -42,24 +42,15 @@ from deltatok_hf.models.heads import (
 )
 
 
-try:
-    from forecasting_datasets import (
-        IGNORE_INDEX,
-        SyntheticLabelledFrames,
-        align_to_labels,
-        build_labelled_dataset,
-        collate_windows,
-        split_into_square_crops,
-    )
-except ImportError:  # pragma: no cover
-    from .forecasting_datasets import (
-        IGNORE_INDEX,
-        SyntheticLabelledFrames,
-        align_to_labels,
-        build_labelled_dataset,
-        collate_windows,
-        split_into_square_crops,
-    )
+# The dataset readers live next to this script (examples/ is on sys.path when it runs).
+from forecasting_datasets import (
+    IGNORE_INDEX,
+    SyntheticLabelledFrames,
+    align_to_labels,
+    build_labelled_dataset,
+    collate_windows,
+    split_into_square_crops,
+)
 
 
 logger = get_logger(__name__)
