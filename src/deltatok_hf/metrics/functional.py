@@ -447,3 +447,19 @@ def generative_forecast_scores(
             np.mean([np.mean(example["nearest_mode_distance"]) for example in per_example])
         )
     return result
+
+
+def as_map_list(maps: object, name: str, ndims: tuple[int, ...] = (3,)) -> list | None:
+    """
+    A `(batch, [1,] height, width)` array or tensor becomes a list of per-example maps; a list stays a list. `ndims`
+    are the accepted ranks of the batched form (3, or 3 and 4 for depth maps with a channel axis).
+    """
+    if maps is None:
+        return None
+    if isinstance(maps, (list, tuple)):
+        return list(maps)
+    array = to_numpy(maps, name)
+    if array.ndim not in ndims:
+        shape = "(batch, [1,] height, width)" if 4 in ndims else "(batch, height, width)"
+        raise ValueError(f"`{name}` must be a list of (height, width) maps or a {shape} array, got shape {array.shape}.")
+    return list(array)

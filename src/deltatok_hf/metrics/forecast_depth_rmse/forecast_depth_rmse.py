@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from deltatok_hf.metrics.functional import check_depth_map_pair, forecast_depth_rmse, to_numpy
+from deltatok_hf.metrics.functional import as_map_list, check_depth_map_pair, forecast_depth_rmse
 
 
 _DESCRIPTION = """
@@ -55,21 +55,6 @@ _CITATION = """
 """
 
 
-def _as_examples(maps: object, name: str) -> list:
-    """A `(batch, [1,] height, width)` array/tensor becomes a list of maps; a list stays a list."""
-    if maps is None:
-        return None
-    if isinstance(maps, (list, tuple)):
-        return list(maps)
-    array = to_numpy(maps, name)
-    if array.ndim not in (3, 4):
-        raise ValueError(
-            f"`{name}` must be a list of (height, width) maps or a (batch, [1,] height, width) array, got shape "
-            f"{array.shape}."
-        )
-    return list(array)
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ForecastDepthRmse(evaluate.Metric):
     """Pooled and per-image depth RMSE over valid pixels; see the module card (README.md)."""
@@ -90,8 +75,8 @@ class ForecastDepthRmse(evaluate.Metric):
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Check a batch of float depth maps, then store it (see `evaluate.Metric.add_batch`)."""
-        predictions = _as_examples(predictions, "predictions")
-        references = _as_examples(references, "references")
+        predictions = as_map_list(predictions, "predictions", (3, 4))
+        references = as_map_list(references, "references", (3, 4))
         if predictions is not None and references is not None:
             if len(predictions) != len(references):
                 raise ValueError(f"Got {len(predictions)} predictions but {len(references)} references.")

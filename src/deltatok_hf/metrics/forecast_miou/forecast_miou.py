@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from deltatok_hf.metrics.functional import check_label_map_pair, forecast_mean_iou, to_numpy
+from deltatok_hf.metrics.functional import as_map_list, check_label_map_pair, forecast_mean_iou
 
 
 _DESCRIPTION = """
@@ -50,21 +50,6 @@ _CITATION = """
 """
 
 
-def _as_examples(maps: object, name: str) -> list:
-    """A `(batch, height, width)` array/tensor becomes a list of maps; a list stays a list."""
-    if maps is None:
-        return None
-    if isinstance(maps, (list, tuple)):
-        return list(maps)
-    array = to_numpy(maps, name)
-    if array.ndim != 3:
-        raise ValueError(
-            f"`{name}` must be a list of (height, width) maps or a (batch, height, width) array, got shape "
-            f"{array.shape}."
-        )
-    return list(array)
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ForecastMiou(evaluate.Metric):
     """Dataset-level mean IoU with `ignore_index`; see the module card (README.md)."""
@@ -85,8 +70,8 @@ class ForecastMiou(evaluate.Metric):
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
         """Check a batch of `(height, width)` integer maps, then store it (see `evaluate.Metric.add_batch`)."""
-        predictions = _as_examples(predictions, "predictions")
-        references = _as_examples(references, "references")
+        predictions = as_map_list(predictions, "predictions", (3,))
+        references = as_map_list(references, "references", (3,))
         if predictions is not None and references is not None:
             if len(predictions) != len(references):
                 raise ValueError(f"Got {len(predictions)} predictions but {len(references)} references.")
