@@ -133,3 +133,17 @@ def test_convert_calls_cli_convert(monkeypatch, tmp_path):
     monkeypatch.setattr(convert, "cli_convert", lambda args: seen.setdefault("output", args.output) and 0, raising=False)
     assert main(["convert", "--output", str(tmp_path)]) == 0
     assert seen["output"] == str(tmp_path)
+
+
+def test_convert_writes_a_loadable_model_from_official_weights(reference_dir, tmp_path, capsys):
+    weights = reference_dir / "reference_tiny_weights.safetensors"
+    assert main(["convert", "--weights", str(weights), "--preset", "tiny", "--output", str(tmp_path / "out")]) == 0
+    assert "unmatched 0" in capsys.readouterr().out
+    model = DeltaWorldForForecasting.from_pretrained(tmp_path / "out")
+    assert model.predictor.head.weight.shape == (64, 64)
+    assert (tmp_path / "out" / "README.md").is_file()
+
+
+def test_convert_without_sources_fails_with_a_message(tmp_path, capsys):
+    assert main(["convert", "--output", str(tmp_path / "out")]) == 2
+    assert "weights=" in capsys.readouterr().err
