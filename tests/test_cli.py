@@ -147,3 +147,19 @@ def test_convert_writes_a_loadable_model_from_official_weights(reference_dir, tm
 def test_convert_without_sources_fails_with_a_message(tmp_path, capsys):
     assert main(["convert", "--output", str(tmp_path / "out")]) == 2
     assert "weights=" in capsys.readouterr().err
+
+
+def test_convert_a_task_head(tmp_path):
+    from deltatok_hf.models.heads import DeltaTokDepthHead
+
+    state = {
+        "bn.weight": torch.rand(64), "bn.bias": torch.randn(64), "bn.running_mean": torch.randn(64),
+        "bn.running_var": torch.rand(64) + 0.5, "bn.num_batches_tracked": torch.tensor(7),
+        "head.weight": torch.randn(256, 64, 1, 1), "head.bias": torch.randn(256),
+    }  # fmt: skip
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    out = tmp_path / "head"
+    assert main(["convert", "--head", str(tmp_path / "pytorch_model.bin"), "--head-kind", "depth", "--output", str(out)]) == 0
+    head = DeltaTokDepthHead.from_pretrained(out)
+    assert torch.equal(head.head.weight, state["head.weight"])
+    assert main(["convert", "--head", str(tmp_path / "pytorch_model.bin"), "--weights", "x", "--output", str(out)]) == 2

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -73,9 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_forecast_arguments(demo, default_out="deltatok_demo")
 
     convert = commands.add_parser("convert", help="convert official checkpoints to the Hugging Face format")
-    convert.add_argument("--deltatok", help="official DeltaTok checkpoint")
-    convert.add_argument("--deltaworld", help="official DeltaWorld checkpoint")
-    convert.add_argument("--weights", help="DINOv3 backbone weights")
+    convert.add_argument("--deltatok", help="official DeltaTok checkpoint (e.g. deltatok-kinetics/pytorch_model.bin)")
+    convert.add_argument("--deltaworld", help="official DeltaWorld checkpoint (e.g. deltaworld-kinetics/pytorch_model.bin)")
+    convert.add_argument("--weights", help="a whole official DeltaWorld state dict (every key, backbone included)")
+    convert.add_argument("--head", help="official task-head checkpoint (bn.* and head.* keys), converted on its own")
+    convert.add_argument(
+        "--head-kind", choices=("segmentation", "depth"), default="segmentation", help="kind of --head (default segmentation)"
+    )
     convert.add_argument("--output", required=True, help="output directory")
     convert.add_argument("--preset", choices=("vitb", "tiny"), default="vitb", help="model sizes (default vitb)")
     return parser
@@ -294,14 +297,9 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 
 def _convert_command(args: argparse.Namespace) -> int:
-    try:
-        convert = importlib.import_module("deltatok_hf.convert")
-    except ImportError as error:
-        raise ValueError(f"The converter is not available in this installation ({error}).") from error
-    if not hasattr(convert, "cli_convert"):
-        raise ValueError("deltatok_hf.convert has no cli_convert(args) yet; the converter is not wired in.")
-    result = convert.cli_convert(args)
-    return int(result) if isinstance(result, int) else 0
+    from .convert import cli_convert  # noqa: PLC0415
+
+    return int(cli_convert(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

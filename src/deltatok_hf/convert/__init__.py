@@ -12,6 +12,13 @@ from .official import (
 
 def cli_convert(args) -> int:
     """Entry point of `deltatok-hf convert` (arguments parsed by `deltatok_hf.cli`)."""
+    if getattr(args, "head", None):
+        if any(getattr(args, name, None) for name in ("weights", "deltatok", "deltaworld")):
+            raise ValueError("Convert a task head on its own: pass --head without --weights/--deltatok/--deltaworld.")
+        head = convert_official_head(args.head, kind=args.head_kind, output_dir=args.output)
+        print(f"Converted a {args.head_kind} head ({type(head).__name__}, {head.config.hidden_size} channels)")
+        print(f"Saved to {args.output}")
+        return 0
     _, report = convert_official_checkpoint(
         args.output,
         weights=getattr(args, "weights", None),
