@@ -43,3 +43,38 @@ def tiny_tokenizer():
 
     torch.manual_seed(0)
     return DeltaTokModel(DeltaTokConfig.tiny()).eval()
+
+
+def write_test_video(path, frames, fps: int = 25, codec: str = "mpeg4", gop_size: int | None = None):
+    """
+    Encode `frames` (an iterable of `(height, width, 3)` uint8 RGB arrays) with PyAV, frame `i` at `i / fps` seconds.
+    The container header is written even when there are no frames. Returns `path`.
+    """
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    frames = [np.ascontiguousarray(frame, dtype=np.uint8) for frame in frames]
+    height, width = frames[0].shape[:2] if frames else (32, 48)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if gop_size is not None:
+            stream.codec_context.gop_size = gop_size
+        container.start_encoding()
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def grey_frames(num_frames: int, height: int, width: int, first: int, step: int):
+    """Uniform frames whose grey level is `first + step * index` (mod 256)."""
+    import numpy as np
+
+    return [np.full((height, width, 3), (first + step * index) % 256, dtype=np.uint8) for index in range(num_frames)]

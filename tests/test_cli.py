@@ -11,6 +11,7 @@ from PIL import Image
 
 from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
 from deltatok_hf.cli import build_parser, main
+from conftest import write_test_video
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +25,13 @@ def saved_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """A 2 s, 10 fps, 64x48 clip of a moving bright square."""
-    av = pytest.importorskip("av")
-    path = tmp_path_factory.mktemp("video") / "moving.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(20):
-            frame = np.zeros((48, 64, 3), dtype=np.uint8)
-            frame[10:26, 2 * index : 2 * index + 16] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    pytest.importorskip("av")
+    frames = []
+    for index in range(20):
+        frame = np.zeros((48, 64, 3), dtype=np.uint8)
+        frame[10:26, 2 * index : 2 * index + 16] = 255
+        frames.append(frame)
+    path = write_test_video(tmp_path_factory.mktemp("video") / "moving.mp4", frames, fps=10, codec="libx264")
     return path
 
 

@@ -1,7 +1,6 @@
 """Video datasets: loading tables of videos and sampling clips, with skipping and sharding."""
 
 import logging
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from deltatok_hf.data import (
     collate_clips,
     load_video_dataset,
 )
+from conftest import grey_frames, write_test_video
 
 
 av = pytest.importorskip("av")
@@ -22,19 +22,7 @@ NUM_GOOD_VIDEOS = 4
 
 
 def write_video(path, num_frames=20, fps=25, width=48, height=32, level=100):
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = 5
-        for index in range(num_frames):
-            image = np.full((height, width, 3), (level + 7 * index) % 256, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    return write_test_video(path, grey_frames(num_frames, height, width, level, 7), fps=fps, gop_size=5)
 
 
 @pytest.fixture(scope="module")

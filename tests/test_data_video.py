@@ -1,6 +1,5 @@
 """Video decoding: the bundled clip, frame-accurate seeking, probing and error messages."""
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from deltatok_hf.data import (
     read_frames_at,
     read_timestamps,
 )
+from conftest import grey_frames, write_test_video
 
 
 av = pytest.importorskip("av")
@@ -25,21 +25,8 @@ CITY_SOURCE = SHARED / "data" / "cityCC0.mpg"
 
 
 def write_video(path, num_frames=10, fps=25, width=64, height=48, codec="mpeg4", gop_size=4):
-    """Write a small video whose frame `i` is a uniform grey level `10 + 20 * i` (mod 256)."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = gop_size
-        container.start_encoding()  # writes the header even when no frame follows
-        for index in range(num_frames):
-            image = np.full((height, width, 3), (10 + 20 * index) % 256, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    """A small video whose frame `i` is a uniform grey level `10 + 20 * i` (mod 256)."""
+    return write_test_video(path, grey_frames(num_frames, height, width, 10, 20), fps=fps, codec=codec, gop_size=gop_size)
 
 
 @pytest.fixture(scope="module")

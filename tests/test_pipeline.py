@@ -13,6 +13,7 @@ from PIL import Image
 import deltatok_hf  # noqa: F401  (registers the models)
 from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
 from deltatok_hf.pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
+from conftest import grey_frames, write_test_video
 
 HIDDEN = 64  # DeltaWorldConfig.tiny() token width
 
@@ -77,17 +78,8 @@ def test_every_input_form_gives_the_same_forecast(pipe):
 
 
 def test_video_file_input_uses_its_own_timestamps(pipe, tmp_path):
-    av = pytest.importorskip("av")
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
-        for index in range(5):
-            frame = np.full((32, 48, 3), 40 * index, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    pytest.importorskip("av")
+    path = write_test_video(tmp_path / "clip.mp4", grey_frames(5, 32, 48, 0, 40), fps=10, codec="libx264")
     out = pipe(str(path), num_samples=2, num_future_frames=2, size=32, max_context_frames=3, context_interval=0.1, seed=0)
     assert isinstance(out, list) and len(out) == 2  # 48x32 -> two square crops
     np.testing.assert_allclose(out[0].context_timestamps.numpy(), [0.2, 0.3, 0.4], atol=1e-4)
