@@ -648,8 +648,7 @@ def _fill_missing_backbone(model: nn.Module, loading_info: dict, kwargs: dict, p
         )
     hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
     backbone = DINOv3ViTModel.from_pretrained(source, **hub_kwargs)
-    incompatible = tokenizer.backbone.load_state_dict(backbone.state_dict(), strict=True)
-    del incompatible
+    tokenizer.backbone.load_state_dict(backbone.state_dict(), strict=True)
     tokenizer.backbone.requires_grad_(False)
     tokenizer.backbone.to(next(tokenizer.parameters()).dtype)
     logger.info("Loaded backbone weights from %s", source)
