@@ -11,6 +11,7 @@ seconds. Training uses Best-of-Many; inference samples many futures in one batch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -468,6 +469,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         noise: torch.Tensor | None = None,
         decode: bool = True,
         return_dict: bool | None = None,
+        step_callback: Callable[[int, torch.Tensor, torch.Tensor | None], None] | None = None,
     ) -> DeltaWorldForecastOutput | tuple:
         """
         Sample futures of a context.
@@ -487,6 +489,9 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
                 same futures).
             noise: explicit noise queries `(batch_size, num_samples, num_future_frames, Dp)` instead of drawing them.
             decode: also decode features with the DeltaTok decoder (step by step, from the last context features).
+            step_callback: called after every rollout step as `step_callback(step, delta_tokens, features)` with the
+                step's tokens `(batch_size * num_samples, D)` and decoded features `(batch_size * num_samples, N, D)`
+                (`None` without decoding), sample index fastest; the pipeline's progress bar and callbacks hook in here.
         """
         # 1. Check inputs.
         if (frames is None) == (delta_tokens is None):
@@ -581,6 +586,8 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             if decode:
                 previous = self.tokenizer.decode(token[:, 0], previous, rope)
                 features.append(previous)
+            if step_callback is not None:
+                step_callback(step, token[:, 0], previous if decode else None)
             if step + 1 < num_future:
                 new_states = self.predictor.project_context(token, step_times)
                 context_states = [
