@@ -1,27 +1,7 @@
-"""Pipelines, registered with `transformers.pipeline` on import (task `"video-forecasting"`)."""
+"""Pipelines: `DeltaWorldPipeline`, a `diffusers.DiffusionPipeline` over `model_index.json`."""
 
-from transformers import AutoModel
-from transformers.pipelines import PIPELINE_REGISTRY
-
-from ..models.deltaworld import DeltaWorldForForecasting
+from .pipeline_deltaworld import DeltaWorldPipeline
 from .pipeline_output import DeltaWorldPipelineOutput
-from .video_forecasting import DeltaWorldPipeline
+from .selection import farthest_point_indices
 
-VIDEO_FORECASTING_TASK = "video-forecasting"
-
-
-def _register() -> None:
-    if VIDEO_FORECASTING_TASK in PIPELINE_REGISTRY.get_supported_tasks():
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        VIDEO_FORECASTING_TASK,
-        pipeline_class=DeltaWorldPipeline,
-        pt_model=AutoModel,
-        default={"pt": ()},
-        type="video",
-    )
-
-
-_register()
-
-__all__ = ["DeltaWorldPipeline", "DeltaWorldPipelineOutput", "VIDEO_FORECASTING_TASK"]
+__all__ = ["DeltaWorldPipeline", "DeltaWorldPipelineOutput", "farthest_point_indices"]
