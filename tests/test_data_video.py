@@ -15,6 +15,7 @@ from deltatok_hf.data import (
     read_frames_at,
     read_timestamps,
 )
+from deltatok_hf.data.video import torchcodec_problem
 from conftest import grey_frames, write_test_video
 
 
@@ -94,7 +95,7 @@ def test_read_frames_at_seeks_instead_of_decoding_from_the_start(monkeypatch):
             yield frame
 
     monkeypatch.setattr(video_module._PyAVVideo, "frames", counting_frames)
-    result = read_frames_at(demo_clip_path(), [3.0])
+    result = read_frames_at(demo_clip_path(), [3.0], backend="pyav")
     assert result.timestamps.tolist() == [3.0]
     # The clip has a keyframe every second, so at most ~25 frames are decoded, not all ~75 before 3 s.
     assert len(decoded) <= 30
@@ -189,3 +190,128 @@ def test_bad_arguments_raise(tmp_path):
         read_frames_at(demo_clip_path(), [])
     with pytest.raises(ValueError, match="max_frames"):
         decode_video(demo_clip_path(), max_frames=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# torchcodec backend (CI installs torchcodec and Debian's FFmpeg in `.ci/run`)
+# ----------------------------------------------------------------------------------------------
+
+requires_torchcodec = pytest.mark.skipif(
+    torchcodec_problem() is not None, reason=f"torchcodec cannot decode here: {torchcodec_problem()}"
+)
+
+
+def noise_frames(num_frames, height=48, width=64):
+    """Random textures: any wrong frame, shift or colour conversion shows up in the comparison."""
+    generator = np.random.default_rng(0)
+    return [generator.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(num_frames)]
+
+
+def write_timed_video(path, times, codec="mpeg4"):
+    """A video whose frame `i` is shown at `times[i]` seconds (millisecond time base): variable frame rate."""
+    from fractions import Fraction
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for image, time in zip(noise_frames(len(times)), times):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec_videos(tmp_path_factory):
+    """The test videos: MPEG-4 part 2 and H.264 (short GOPs, B-frames for H.264), a variable-frame-rate file."""
+    folder = tmp_path_factory.mktemp("codecs")
+    videos = {
+        "mpeg4": write_test_video(folder / "mpeg4.mp4", noise_frames(30), codec="mpeg4", gop_size=6),
+        "h264": write_test_video(folder / "h264.mp4", noise_frames(30), codec="libx264", gop_size=8),
+        "variable_rate": write_timed_video(folder / "vfr.mkv", [0, 0.04, 0.08, 0.2, 0.24, 0.4, 0.44, 0.48, 0.8, 0.84]),
+        "demo": demo_clip_path(),
+    }
+    return videos
+
+
+@requires_torchcodec
+@pytest.mark.parametrize("kind", ["mpeg4", "h264", "variable_rate", "demo"])
+def test_torchcodec_gives_pyavs_frames_at_the_same_times(codec_videos, kind):
+    path = codec_videos[kind]
+    full = decode_video(path, backend="pyav")
+    decoded = decode_video(path, backend="torchcodec")
+    assert torch.equal(decoded.timestamps, full.timestamps)
+    # Same FFmpeg decoders and RGB conversion: equal frames here; allow one level of rounding anyway.
+    assert (decoded.frames.int() - full.frames.int()).abs().max() <= 1
+    duration = float(full.timestamps[-1])
+    times = torch.rand(16, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * (duration + 0.4) - 0.2
+    by_pyav = read_frames_at(path, times, backend="pyav")
+    by_torchcodec = read_frames_at(path, times, backend="torchcodec")
+    assert torch.equal(by_torchcodec.timestamps, by_pyav.timestamps)
+    assert (by_torchcodec.frames.int() - by_pyav.frames.int()).abs().max() <= 1
+    window = decode_video(path, start=0.1, end=0.5, backend="torchcodec")
+    assert torch.equal(window.timestamps, full.timestamps[(full.timestamps >= 0.1) & (full.timestamps <= 0.5)])
+
+
+@requires_torchcodec
+def test_torchcodec_reads_bytes_like_a_path(codec_videos):
+    times = [0.3, 0.0, 0.3]
+    from_bytes = read_frames_at(codec_videos["h264"].read_bytes(), times, backend="torchcodec")
+    from_path = read_frames_at(codec_videos["h264"], times, backend="torchcodec")
+    assert torch.equal(from_bytes.frames, from_path.frames)
+    assert torch.equal(from_bytes.frames[0], from_bytes.frames[2])
+
+
+@requires_torchcodec
+def test_auto_backend_prefers_torchcodec(codec_videos, monkeypatch):
+    import deltatok_hf.data.video as video_module
+
+    calls = []
+    original = video_module._read_frames_torchcodec
+    monkeypatch.setattr(video_module, "_read_frames_torchcodec", lambda *args: calls.append(args) or original(*args))
+    result = read_frames_at(codec_videos["mpeg4"], [0.2])
+    assert len(calls) == 1 and result.timestamps.tolist() == [0.2]
+
+
+def test_auto_backend_falls_back_to_pyav_saying_so_once(codec_videos, monkeypatch, caplog):
+    import deltatok_hf.data.video as video_module
+
+    monkeypatch.setattr(video_module, "torchcodec_problem", lambda: "torchcodec is broken in this test")
+    video_module._log_once.cache_clear()
+    with caplog.at_level("WARNING", logger="deltatok_hf.data.video"):
+        first = read_frames_at(codec_videos["mpeg4"], [0.2])
+        read_frames_at(codec_videos["mpeg4"], [0.4])
+    assert first.timestamps.tolist() == [0.2]
+    assert caplog.text.count("torchcodec is broken in this test") == 1
+    with pytest.raises(ImportError, match="broken"):
+        read_frames_at(codec_videos["mpeg4"], [0.2], backend="torchcodec")
+
+
+@requires_torchcodec
+@pytest.mark.skipif(not CITY_SOURCE.is_file(), reason=f"shared data not found at {CITY_SOURCE}")
+def test_inaccurate_torchcodec_seeking_is_caught(caplog):
+    """torchcodec seeks to wrong frames in this MPEG program stream: "auto" reads it with PyAV, "torchcodec" raises."""
+    import deltatok_hf.data.video as video_module
+
+    video_module._log_once.cache_clear()
+    with caplog.at_level("WARNING", logger="deltatok_hf.data.video"):
+        automatic = read_frames_at(CITY_SOURCE, [1.0, 2.5])
+    assert torch.equal(automatic.frames, read_frames_at(CITY_SOURCE, [1.0, 2.5], backend="pyav").frames)
+    assert "PyAV decodes those instead" in caplog.text
+    with pytest.raises(VideoDecodeError, match="when asked for the frame at"):
+        read_frames_at(CITY_SOURCE, [1.0, 2.5], backend="torchcodec")
+
+
+@requires_torchcodec
+def test_values_of_a_decoding_datasets_video_column_are_sources(codec_videos):
+    datasets = pytest.importorskip("datasets")
+    table = datasets.Dataset.from_dict({"clip": [str(codec_videos["h264"])]}).cast_column("clip", datasets.Video())
+    decoder = table[0]["clip"]  # a torchcodec VideoDecoder made by `datasets`
+    assert not isinstance(decoder, (str, bytes, dict))
+    expected = read_frames_at(codec_videos["h264"], [0.1, 0.5], backend="pyav")
+    assert torch.equal(read_frames_at(decoder, [0.1, 0.5]).frames, expected.frames)
+    assert torch.equal(read_timestamps(decoder), read_timestamps(codec_videos["h264"]))

@@ -7,6 +7,8 @@ from .models import (
     DeltaTokDepthHead,
     DeltaTokDepthHeadConfig,
     DeltaTokModel,
+    DeltaTokRGBDecoder,
+    DeltaTokRGBDecoderConfig,
     DeltaTokSegmentationHead,
     DeltaTokSegmentationHeadConfig,
     DeltaWorldConfig,
@@ -14,6 +16,7 @@ from .models import (
 )
 from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
 from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
+from .models.rgb_decoder import DeltaTokRGBDecoderOutput, rgb_to_uint8
 from .inference import compile_for_inference
 from .pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
 
@@ -24,6 +27,9 @@ __all__ = [
     "DeltaTokSegmentationHead",
     "DeltaTokSegmentationHeadConfig",
     "DeltaTokModel",
+    "DeltaTokRGBDecoder",
+    "DeltaTokRGBDecoderConfig",
+    "DeltaTokRGBDecoderOutput",
     "DeltaTokOutput",
     "DeltaTokReconstructionOutput",
     "DeltaWorldConfig",
@@ -33,4 +39,5 @@ __all__ = [
     "DeltaWorldPipeline",
     "DeltaWorldPipelineOutput",
     "compile_for_inference",
+    "rgb_to_uint8",
 ]

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--head-kind", choices=("segmentation", "depth"), default="segmentation", help="kind of --head (default segmentation)"
     )
+    convert.add_argument("--rgb-head", help="official RGB head checkpoint (rgb-head-imagenet), converted on its own")
+    convert.add_argument(
+        "--rgb-feature-norm",
+        help="with --rgb-head: where the backbone's final LayerNorm comes from (DINOv3 / DeltaTok / DeltaWorld "
+        "directory or Hub id, or a state-dict file holding the backbone)",
+    )
     convert.add_argument("--output", required=True, help="output directory")
     convert.add_argument("--preset", choices=("vitb", "tiny"), default="vitb", help="model sizes (default vitb)")
     return parser

@@ -8,10 +8,13 @@ from .official import (
     load_state_dict_file,
     map_official_key,
 )
+from .rgb_decoder import cli_convert_rgb_decoder, convert_official_rgb_decoder, load_feature_norm
 
 
 def cli_convert(args) -> int:
     """Entry point of `deltatok-hf convert` (arguments parsed by `deltatok_hf.cli`)."""
+    if getattr(args, "rgb_head", None):
+        return cli_convert_rgb_decoder(args)
     if getattr(args, "head", None):
         if any(getattr(args, name, None) for name in ("weights", "deltatok", "deltaworld")):
             raise ValueError("Convert a task head on its own: pass --head without --weights/--deltatok/--deltaworld.")
@@ -38,7 +41,9 @@ __all__ = [
     "convert_official_head",
     "load_official_head_state_dict",
     "convert_official_checkpoint",
+    "convert_official_rgb_decoder",
     "convert_official_state_dict",
+    "load_feature_norm",
     "load_state_dict_file",
     "map_official_key",
 ]

@@ -2,9 +2,11 @@
 
 `load_video_dataset` turns a folder of videos, a list of paths, a dataset saved with
 `save_to_disk`, an existing `datasets.Dataset` / `IterableDataset`, or a Hub dataset id into a
-`datasets` object whose video column holds paths or encoded bytes. Videos are never decoded by
-`datasets` itself (its `Video` feature needs torchcodec): `Video` columns are cast to
-`Video(decode=False)` and decoded by `deltatok_hf.data.video`.
+`datasets` object whose video column holds paths or encoded bytes. Decoding `Video` columns
+(which give a torchcodec decoder per row, scanning the whole file when a row is read) are cast to
+`Video(decode=False)`, and only the frames a clip needs are decoded by `deltatok_hf.data.video`;
+rows that already hold such decoders (e.g. a mapped stream without features) are read from the
+file they remember.
 
 `VideoClipDataset` then samples training clips from every video the way DeltaTok/DeltaWorld were
 trained (see `sampling.py`), decoding only the frames it needs.
@@ -195,11 +197,18 @@ def video_source_from_entry(entry: Any) -> tuple[Union[str, bytes], str | None]:
     """
     Turn a video column entry into `(source, name)`: `source` is a path or bytes for
     `read_frames_at`; `name` is a file name when one is known (for ids and messages).
+
+    Entries may be paths, bytes, `{"path", "bytes"}` dicts (`Video(decode=False)`), or the
+    torchcodec decoders of a decoding `datasets.Video` column (their file is read again).
     """
     if isinstance(entry, (str, os.PathLike)):
         return os.fspath(entry), Path(entry).stem
     if isinstance(entry, (bytes, bytearray, memoryview)):
         return bytes(entry), None
+    encoded = getattr(entry, "_hf_encoded", None)
+    if isinstance(encoded, dict):
+        # A decoding `datasets.Video` column gives torchcodec decoders that remember their file.
+        entry = encoded
     if isinstance(entry, dict):
         data, path = entry.get("bytes"), entry.get("path")
         name = Path(path).stem if path else None

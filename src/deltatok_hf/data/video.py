@@ -5,8 +5,12 @@ file. Timestamps are seconds measured from the start of the video stream (the fr
 the stream's start time), so the first frame of a file is at (or very near) 0 s whatever the
 container's own start offset (MPEG-PS files often start at 0.5 s).
 
-PyAV is the default backend. torchcodec is used only when asked for (`backend="torchcodec"`) or
-when PyAV is missing and torchcodec is importable (`backend="auto"`).
+Backends: `backend="auto"` (the default) decodes pixels with torchcodec when it is installed and
+can load FFmpeg, else with PyAV (logged once). Frame times always come from PyAV's demuxer when
+PyAV is installed (no pixels decoded; torchcodec has no API for that), so both backends pick the
+same frames. torchcodec's frames are checked against the times asked for; where it returns other
+frames (it seeks inaccurately in MPEG-PS files, for example), `"auto"` decodes that file with PyAV
+instead and `"torchcodec"` raises `VideoDecodeError`.
 
 Note: the official DeltaTok code reads videos with decord (whole-index random access). We seek
 to the keyframe before the first wanted frame and decode forward instead, which gives the same
@@ -15,6 +19,7 @@ frames for the timestamps the sampler picks (tested against full decoding).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import itertools
@@ -114,6 +119,13 @@ def describe_source(source: VideoSource) -> str:
 
 def _check_source(source: VideoSource) -> Union[str, bytes]:
     """Validate a source and return it as a path string or bytes."""
+    encoded = getattr(source, "_hf_encoded", None)
+    if isinstance(encoded, dict):
+        # A value of a decoding `datasets.Video` column (a torchcodec `VideoDecoder` that remembers
+        # its file): read the file or bytes it was made from.
+        source = encoded.get("bytes") or encoded.get("path")
+        if source is None:
+            raise VideoDecodeError("A `datasets.Video` value has neither bytes nor a path.")
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise VideoDecodeError("Cannot decode video: the given bytes are empty.")
@@ -132,22 +144,49 @@ def _check_source(source: VideoSource) -> Union[str, bytes]:
     )
 
 
-def _resolve_backend(backend: str) -> str:
+@functools.cache
+def torchcodec_problem() -> str | None:
+    """Why torchcodec cannot decode in this environment, or `None` when it can.
+
+    Importing `torchcodec.decoders` loads FFmpeg's shared libraries, which fails (RuntimeError or
+    OSError) when no compatible FFmpeg is installed. Cached: the answer cannot change while the
+    process runs (a module once imported stays imported).
+    """
+    if importlib.util.find_spec("torchcodec") is None:
+        return "torchcodec is not installed (`pip install torchcodec` and a system FFmpeg)"
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - any failure to load means "not usable here"
+        return f"torchcodec could not load FFmpeg ({type(error).__name__}: {error})"
+    return None
+
+
+@functools.cache
+def _log_once(message: str) -> None:
+    """Log `message` at warning level the first time only (cached on the message)."""
+    logger.warning(message)
+
+
+def _resolve_backend(backend: str) -> tuple[str, bool]:
+    """`(backend to use, whether PyAV may stand in for a file torchcodec cannot read)`."""
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
     has_pyav = importlib.util.find_spec("av") is not None
-    has_torchcodec = importlib.util.find_spec("torchcodec") is not None
     if backend == "auto":
+        problem = torchcodec_problem()
+        if problem is None:
+            return "torchcodec", has_pyav
         if has_pyav:
-            return "pyav"
-        if has_torchcodec:
-            return "torchcodec"
-        raise ImportError("Decoding video needs PyAV (`pip install av`) or torchcodec.")
+            _log_once(f"Decoding video with PyAV: {problem}.")
+            return "pyav", False
+        raise ImportError(f"Decoding video needs PyAV (`pip install av`) or torchcodec; {problem}.")
     if backend == "pyav" and not has_pyav:
         raise ImportError("backend='pyav' needs PyAV: `pip install av`.")
-    if backend == "torchcodec" and not has_torchcodec:
-        raise ImportError("backend='torchcodec' needs torchcodec: `pip install torchcodec`.")
-    return backend
+    if backend == "torchcodec":
+        problem = torchcodec_problem()
+        if problem is not None:
+            raise ImportError(f"backend='torchcodec' cannot be used: {problem}.")
+    return backend, False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,7 +299,8 @@ def decode_video(
 
     Args:
         source (`str`, `os.PathLike` or `bytes`):
-            A video file path or the encoded file's bytes.
+            A video file path or the encoded file's bytes (or a value of a decoding
+            `datasets.Video` column).
         start (`float`, *optional*):
             First time (seconds from the stream start) to keep; frames before it are skipped
             after seeking to the keyframe before it.
@@ -269,7 +309,7 @@ def decode_video(
         max_frames (`int`, *optional*):
             Stop after this many frames.
         backend (`str`, *optional*, defaults to `"auto"`):
-            `"pyav"`, `"torchcodec"`, or `"auto"` (PyAV when installed, else torchcodec).
+            `"pyav"`, `"torchcodec"`, or `"auto"` (see the module docstring).
 
     Returns:
         `DecodedVideo`: frames `(num_frames, height, width, 3)` uint8, timestamps `(num_frames,)`
@@ -285,11 +325,23 @@ def decode_video(
         raise ValueError(f"`end` ({end}) must not be before `start` ({start}).")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
         raise ValueError(f"`max_frames` must be a positive integer, got {max_frames!r}.")
-    backend = _resolve_backend(backend)
+    backend, may_fall_back = _resolve_backend(backend)
     name = describe_source(source)
     checked = _check_source(source)
     if backend == "torchcodec":
-        return _decode_video_torchcodec(checked, name, start, end, max_frames)
+        timing = _read_timing(checked, name)
+        keep = torch.ones_like(timing.times, dtype=torch.bool)
+        if start is not None:
+            keep &= timing.times >= start
+        if end is not None:
+            keep &= timing.times <= end
+        wanted = timing.times[keep][:max_frames]  # (num_frames,)
+        if wanted.numel() == 0:
+            raise VideoDecodeError(f"Video {name} has no frames in the requested range.")
+        decoded = _torchcodec_or_fallback(checked, name, timing, wanted, may_fall_back)
+        if decoded is not None:
+            return decoded
+        return _read_frames_at_pyav(checked, name, wanted)
 
     frames, timestamps = [], []
     with _PyAVVideo(checked, name) as video:
@@ -319,22 +371,23 @@ def decode_video(
     )
 
 
-def read_timestamps(source: VideoSource, backend: str = "auto") -> torch.Tensor:
-    """
-    Presentation times of all frames of a video, in seconds, sorted, without decoding pixels.
+@dataclass
+class _Timing:
+    """Frame times of a video: `times` `(num_frames,)` float64 seconds from the stream start
+    (sorted), the stream start in absolute seconds, and the average frame rate."""
 
-    The packets are demuxed (no decoding) and their pts collected; when a container does not
-    store a pts for every packet, the frames are decoded instead.
+    times: torch.Tensor
+    start_seconds: float
+    fps: float
 
-    Returns:
-        `torch.Tensor` of shape `(num_frames,)`, `float64`.
-    """
-    backend = _resolve_backend(backend)
-    name = describe_source(source)
-    checked = _check_source(source)
-    if backend == "torchcodec":
-        return _decode_video_torchcodec(checked, name, None, None, None).timestamps
 
+def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
+    """Frame times from the demuxer (PyAV; no pixels decoded), or, without PyAV, by decoding all
+    frames with torchcodec."""
+    if importlib.util.find_spec("av") is None:
+        decoder, begin, fps = _torchcodec_decoder(checked, name)
+        frames = decoder.get_frames_in_range(0, len(decoder))
+        return _Timing(times=frames.pts_seconds.to(torch.float64) - begin, start_seconds=begin, fps=fps)
     import av
 
     with _PyAVVideo(checked, name) as video:
@@ -356,7 +409,24 @@ def read_timestamps(source: VideoSource, backend: str = "auto") -> torch.Tensor:
         if not pts_values:
             raise VideoDecodeError(f"Video {name} has no frames.")
         seconds = sorted(video.seconds(pts) for pts in pts_values)
-    return torch.tensor(seconds, dtype=torch.float64)
+        start_seconds = float(video.start_pts * video.time_base)
+        fps = video.fps
+    return _Timing(times=torch.tensor(seconds, dtype=torch.float64), start_seconds=start_seconds, fps=fps)
+
+
+def read_timestamps(source: VideoSource, backend: str = "auto") -> torch.Tensor:
+    """
+    Presentation times of all frames of a video, in seconds, sorted, without decoding pixels.
+
+    The packets are demuxed with PyAV (no decoding) and their pts collected, whatever `backend`
+    (it is only checked: torchcodec cannot list frame times without decoding them); when a
+    container does not store a pts for every packet, the frames are decoded instead.
+
+    Returns:
+        `torch.Tensor` of shape `(num_frames,)`, `float64`.
+    """
+    _resolve_backend(backend)
+    return _read_timing(_check_source(source), describe_source(source)).times
 
 
 def read_frames_at(
@@ -373,11 +443,12 @@ def read_frames_at(
 
     Args:
         source (`str`, `os.PathLike` or `bytes`):
-            A video file path or the encoded file's bytes.
+            A video file path or the encoded file's bytes (or a value of a decoding
+            `datasets.Video` column).
         times (sequence of `float` or `torch.Tensor` of shape `(num_times,)`):
             Seconds from the stream start, in any order; repeats are allowed.
         backend (`str`, *optional*, defaults to `"auto"`):
-            `"pyav"`, `"torchcodec"` or `"auto"`.
+            `"pyav"`, `"torchcodec"` or `"auto"` (see the module docstring).
 
     Returns:
         `DecodedVideo`: `frames` `(num_times, height, width, 3)` uint8 in the order of `times`,
@@ -388,12 +459,38 @@ def read_frames_at(
         raise ValueError("`times` must hold at least one time, got an empty sequence.")
     if not torch.isfinite(times).all():
         raise ValueError(f"`times` must be finite numbers, got {times.tolist()}.")
-    backend = _resolve_backend(backend)
+    backend, may_fall_back = _resolve_backend(backend)
     name = describe_source(source)
     checked = _check_source(source)
     if backend == "torchcodec":
-        return _read_frames_at_torchcodec(checked, name, times)
+        timing = _read_timing(checked, name)
+        wanted = timing.times[nearest_frame_indices(timing.times, times)]  # (num_times,)
+        decoded = _torchcodec_or_fallback(checked, name, timing, wanted, may_fall_back)
+        if decoded is not None:
+            return decoded
+    return _read_frames_at_pyav(checked, name, times)
 
+
+def nearest_frame_indices(frame_times: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """
+    For every time, the index of the nearest frame (ties to the earlier frame, as `read_frames_at`).
+
+    Args:
+        frame_times (`torch.Tensor` of shape `(num_frames,)`): sorted frame times.
+        times (`torch.Tensor` of shape `(num_times,)`): any times, same units.
+
+    Returns:
+        `torch.LongTensor` of shape `(num_times,)`.
+    """
+    frame_times = frame_times.to(torch.float64)
+    times = times.to(torch.float64)
+    following = torch.searchsorted(frame_times, times).clamp(max=frame_times.numel() - 1)  # first frame >= time
+    previous = (following - 1).clamp(min=0)
+    take_previous = (times - frame_times[previous]) <= (frame_times[following] - times)
+    return torch.where(take_previous & (following > 0), previous, following)
+
+
+def _read_frames_at_pyav(checked: Union[str, bytes], name: str, times: torch.Tensor) -> DecodedVideo:
     order = torch.argsort(times, stable=True).tolist()
     wanted = [float(times[index]) for index in order]  # ascending
     picked: list[tuple[np.ndarray, float] | None] = [None] * len(wanted)
@@ -508,56 +605,65 @@ def probe_video(source: VideoSource) -> VideoInfo:
 
 
 # ----------------------------------------------------------------------------------------------
-# torchcodec backend (optional; not installed in this project's CI, so kept minimal)
+# torchcodec backend
 # ----------------------------------------------------------------------------------------------
 
 
-def _torchcodec_decoder(source: Union[str, bytes], name: str):
+def _torchcodec_decoder(source: Union[str, bytes], name: str, seek_mode: str = "exact"):
     from torchcodec.decoders import VideoDecoder
 
     try:
-        decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode="exact")
+        decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode=seek_mode)
     except (RuntimeError, ValueError, OSError) as error:
         raise VideoDecodeError(f"Could not open video {name} with torchcodec ({error}).") from error
-    if len(decoder) == 0:
+    if seek_mode == "exact" and len(decoder) == 0:
         raise VideoDecodeError(f"Video {name} has no frames.")
-    begin = getattr(decoder.metadata, "begin_stream_seconds", None)
-    if begin is None:
-        begin = float(decoder.get_frame_at(0).pts_seconds)
+    begin = getattr(decoder.metadata, "begin_stream_seconds", None) or 0.0
     fps = float(getattr(decoder.metadata, "average_fps", None) or 0.0)
     return decoder, float(begin), fps
 
 
-def _decode_video_torchcodec(source, name, start, end, max_frames) -> DecodedVideo:
-    decoder, begin, fps = _torchcodec_decoder(source, name)
-    batch = decoder.get_frames_in_range(0, len(decoder))
-    timestamps = batch.pts_seconds.to(torch.float64) - begin
-    keep = torch.ones_like(timestamps, dtype=torch.bool)
-    if start is not None:
-        keep &= timestamps >= start
-    if end is not None:
-        keep &= timestamps <= end
-    frames, timestamps = batch.data[keep], timestamps[keep]
-    if max_frames is not None:
-        frames, timestamps = frames[:max_frames], timestamps[:max_frames]
-    if frames.shape[0] == 0:
-        raise VideoDecodeError(f"Video {name} has no frames in the requested range.")
-    return DecodedVideo(frames=frames.contiguous(), timestamps=timestamps, fps=fps)
+def _read_frames_torchcodec(
+    checked: Union[str, bytes], name: str, timing: _Timing, wanted: torch.Tensor
+) -> DecodedVideo:
+    """
+    Decode the frames at `wanted` (exact frame times from `timing`, any order, repeats allowed).
+
+    In "exact" mode torchcodec scans the packets on opening and numbers the frames in pts order,
+    as `timing.times` does, so frames are asked for by index (asking by time would need a time
+    strictly inside each frame's display interval, which the last frame of some files lacks).
+    "approximate" mode would turn times into indices with the header's frame rate, which picks
+    wrong frames in variable-frame-rate videos. The returned frame times are checked: torchcodec
+    must give exactly the frames asked for.
+    """
+    unique_times, inverse = torch.unique(wanted, sorted=True, return_inverse=True)  # (num_unique,), (num_times,)
+    indices = torch.searchsorted(timing.times, unique_times).clamp(max=timing.times.numel() - 1)  # (num_unique,)
+    decoder, _, _ = _torchcodec_decoder(checked, name, seek_mode="exact")
+    try:
+        batch = decoder.get_frames_at(indices=indices.tolist())
+    except (RuntimeError, IndexError, ValueError) as error:
+        raise VideoDecodeError(f"torchcodec could not decode video {name} ({error}).") from error
+    returned = batch.pts_seconds.to(torch.float64) - timing.start_seconds  # (num_unique,)
+    mismatch = (returned - unique_times).abs() > 1e-6 + 1e-9 * unique_times.abs()
+    if mismatch.any():
+        index = int(mismatch.nonzero()[0])
+        raise VideoDecodeError(
+            f"torchcodec returned the frame at {float(returned[index]):.6f} s of video {name} when asked "
+            f"for the frame at {float(unique_times[index]):.6f} s (inaccurate seeking in this container)."
+        )
+    frames = batch.data[inverse]  # (num_times, height, width, 3)
+    return DecodedVideo(frames=frames.contiguous(), timestamps=unique_times[inverse], fps=timing.fps)
 
 
-def _read_frames_at_torchcodec(source, name, times: torch.Tensor) -> DecodedVideo:
-    decoder, begin, fps = _torchcodec_decoder(source, name)
-    # torchcodec returns the frame *played* at a time (pts <= t < pts + duration); the nearest
-    # frame is that one or the next, so the next is read where the time is past mid-frame.
-    last = decoder.get_frame_at(len(decoder) - 1)
-    first_time = float(decoder.get_frame_at(0).pts_seconds)
-    absolute = (times + begin).clamp(first_time, float(last.pts_seconds)).tolist()
-    played = decoder.get_frames_played_at(seconds=absolute)
-    frames, timestamps = played.data.clone(), played.pts_seconds.to(torch.float64).clone()
-    for index, time in enumerate(absolute):
-        frame_time, duration = float(played.pts_seconds[index]), float(played.duration_seconds[index])
-        next_time = frame_time + duration
-        if time - frame_time > next_time - time and next_time <= float(last.pts_seconds):
-            following = decoder.get_frame_played_at(seconds=next_time)
-            frames[index], timestamps[index] = following.data, float(following.pts_seconds)
-    return DecodedVideo(frames=frames, timestamps=timestamps - begin, fps=fps)
+def _torchcodec_or_fallback(
+    checked: Union[str, bytes], name: str, timing: _Timing, wanted: torch.Tensor, may_fall_back: bool
+) -> DecodedVideo | None:
+    """torchcodec's frames at `wanted`, or `None` when it failed and PyAV may stand in (`"auto"`)."""
+    try:
+        return _read_frames_torchcodec(checked, name, timing, wanted)
+    except VideoDecodeError as error:
+        if not may_fall_back:
+            raise
+        _log_once("torchcodec could not read some videos frame-accurately; PyAV decodes those instead.")
+        logger.debug("Decoding %s with PyAV: %s", name, error)
+        return None

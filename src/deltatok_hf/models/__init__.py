@@ -10,6 +10,7 @@ from .heads import (
     DeltaTokSegmentationHead,
     DeltaTokSegmentationHeadConfig,
 )
+from .rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
 
 for _config_class, _model_class in ((DeltaTokConfig, DeltaTokModel), (DeltaWorldConfig, DeltaWorldForForecasting)):
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
@@ -20,6 +21,8 @@ __all__ = [
     "DeltaTokDepthHead",
     "DeltaTokDepthHeadConfig",
     "DeltaTokModel",
+    "DeltaTokRGBDecoder",
+    "DeltaTokRGBDecoderConfig",
     "DeltaTokSegmentationHead",
     "DeltaTokSegmentationHeadConfig",
     "DeltaWorldConfig",
