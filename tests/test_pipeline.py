@@ -1,4 +1,5 @@
-"""DeltaWorldPipeline: input forms, timing, sizes, randomness, heads, precision, loading and bad inputs."""
+"""DeltaWorldPipeline (a diffusers DiffusionPipeline): input forms, timing, sizes, randomness, heads, precision,
+loading, callbacks, latent output, decoding later, select-then-decode and bad inputs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def model():
 
 @pytest.fixture
 def pipe(model):
-    return DeltaWorldPipeline(model=model, device="cpu")
+    return DeltaWorldPipeline(world_model=model)
 
 
 def _clip(num_frames=3, height=32, width=32, seed=0) -> torch.Tensor:
@@ -39,7 +40,7 @@ def _heads():
     torch.manual_seed(1)
     segmentation = heads.DeltaTokSegmentationHead(heads.DeltaTokSegmentationHeadConfig(hidden_size=HIDDEN, num_labels=5))
     depth = heads.DeltaTokDepthHead(heads.DeltaTokDepthHeadConfig(hidden_size=HIDDEN, num_bins=8))
-    return {"segmentation": segmentation.eval(), "depth": depth.eval()}
+    return {"segmentation_head": segmentation.eval(), "depth_head": depth.eval()}
 
 
 # ------------------------------------------------------------------ input forms
@@ -185,7 +186,7 @@ def test_max_context_frames_keeps_the_last_frames(pipe):
 
 
 def test_only_context_frames_are_encoded_and_shared_work_runs_once(model):
-    pipe = DeltaWorldPipeline(model=model, device="cpu")
+    pipe = DeltaWorldPipeline(world_model=model)
     backbone_batches = []
     hook = model.tokenizer.backbone.register_forward_hook(
         lambda module, args, kwargs, output: backbone_batches.append(kwargs["pixel_values"].shape[0]), with_kwargs=True
@@ -218,7 +219,7 @@ def test_only_context_frames_are_encoded_and_shared_work_runs_once(model):
 
 def test_heads_give_per_sample_and_mean_maps(model):
     heads = _heads()
-    pipe = DeltaWorldPipeline(model=model, heads=heads, device="cpu")
+    pipe = DeltaWorldPipeline(world_model=model, **heads)
     out = pipe(_clip(2), fps=5, num_samples=3, num_future_frames=2, size=32, seed=0,
                ground_truth_frames=_clip(2, seed=5))  # fmt: skip
     segmentation, depth = out.task_maps["segmentation"], out.task_maps["depth"]
@@ -228,20 +229,20 @@ def test_heads_give_per_sample_and_mean_maps(model):
     assert out.context_task_maps["depth"].shape == (2, 32, 32)
     assert out.ground_truth_task_maps["segmentation"].shape == (2, 32, 32)
     # "mean" maps are the head applied to the sample-mean features (the paper's protocol).
-    expected = heads["segmentation"](out.mean_future_features, grid_size=(2, 2), output_size=(32, 32)).logits.argmax(1)
+    expected = heads["segmentation_head"](out.mean_future_features, grid_size=(2, 2), output_size=(32, 32)).logits.argmax(1)
     assert torch.equal(out.mean_task_maps["segmentation"], expected)
-    no_heads = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=1, size=32, seed=0)
+    no_heads = DeltaWorldPipeline(world_model=model)(_clip(2), fps=5, num_samples=1, size=32, seed=0)
     assert no_heads.task_maps is None and no_heads.mean_task_maps is None
 
 
 def test_bfloat16_outputs_are_finite_and_close_to_float32():
     torch.manual_seed(0)
     model = DeltaWorldForForecasting(DeltaWorldConfig.tiny()).eval()
-    reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(3), fps=5, num_samples=2, size=32, seed=0)
+    reference = DeltaWorldPipeline(world_model=model)(_clip(3), fps=5, num_samples=2, size=32, seed=0)
     torch.manual_seed(0)
     low_model = DeltaWorldForForecasting(DeltaWorldConfig.tiny()).eval()
-    low = DeltaWorldPipeline(model=low_model, device="cpu", dtype=torch.bfloat16)
-    assert low.model.dtype == torch.bfloat16
+    low = DeltaWorldPipeline(world_model=low_model).to(dtype=torch.bfloat16)
+    assert low.world_model.dtype == torch.bfloat16
     out = low(_clip(3), fps=5, num_samples=2, size=32, seed=0)
     assert out.future_features.dtype == torch.float32 and torch.isfinite(out.future_features).all()
     # Loose tolerance: bf16 keeps 8 mantissa bits; relative error of the features stays within a few percent.
@@ -254,6 +255,10 @@ def test_output_types(pipe):
     assert isinstance(pictures.image, Image.Image) and pictures.image.width > 64
     arrays = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0, output_type="np")
     assert isinstance(arrays.future_features, np.ndarray) and arrays.future_features.shape == (2, 3, 4, HIDDEN)
+    tensors = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0, output_type="pt")
+    np.testing.assert_array_equal(arrays.future_features, tensors.future_features.numpy())
+    latent = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0, output_type="latent")
+    assert latent.future_features is None and latent.future_delta_tokens.shape == (2, 3, HIDDEN)
 
 
 # ------------------------------------------------------------------ bad inputs
@@ -305,57 +310,185 @@ def test_bad_video_files_raise_value_error(pipe, tmp_path):
 # ------------------------------------------------------------------ loading
 
 
-def _save(model, directory, heads=None, **defaults):
-    DeltaWorldPipeline(model=model, heads=heads, device="cpu", **defaults).save_pretrained(directory)
+def _save(model, directory, heads=None, **settings):
+    DeltaWorldPipeline(world_model=model, **(heads or {}), **settings).save_pretrained(directory)
     return directory
 
 
-def test_save_and_from_pretrained_round_trip_with_heads_and_defaults(model, tmp_path):
+def test_pipeline_is_a_diffusion_pipeline_with_declared_components():
+    from diffusers import DiffusionPipeline
+
+    assert issubclass(DeltaWorldPipeline, DiffusionPipeline)
+    assert set(DeltaWorldPipeline._optional_components) == {"segmentation_head", "depth_head", "rgb_decoder"}
+    assert DeltaWorldPipeline.model_cpu_offload_seq.startswith("world_model")
+
+
+def test_save_and_from_pretrained_round_trip_with_heads_and_settings(model, tmp_path):
+    import json
+
     heads = _heads()
     directory = _save(model, tmp_path / "saved", heads=heads, size=32, resize_mode="resize_square")
-    assert (directory / "pipeline_config.json").is_file() and (directory / "heads" / "depth" / "config.json").is_file()
-    loaded = DeltaWorldPipeline.from_pretrained(directory, device="cpu")
-    assert set(loaded.heads) == {"segmentation", "depth"}
-    out = loaded(_clip(2, 32, 48), fps=5, num_samples=2, seed=0)  # saved defaults: 32, resize_square
+    index = json.loads((directory / "model_index.json").read_text())
+    assert index["world_model"][1] == "DeltaWorldForForecasting" and index["size"] == 32
+    assert index["resize_mode"] == "resize_square" and index["context_frames"] == 4 and index["context_interval"] == 0.2
+    assert index["rgb_decoder"] == [None, None]
+    for component in ("world_model", "segmentation_head", "depth_head"):
+        assert (directory / component / "config.json").is_file()
+        assert (directory / component / "model.safetensors").is_file()
+    loaded = DeltaWorldPipeline.from_pretrained(directory)
+    assert loaded.segmentation_head is not None and loaded.depth_head is not None and loaded.rgb_decoder is None
+    out = loaded(_clip(2, 32, 48), fps=5, num_samples=2, seed=0)  # saved settings: 32, resize_square
     assert isinstance(out, DeltaWorldPipelineOutput) and out.context_frames.shape[1:3] == (32, 32)
-    reference = DeltaWorldPipeline(model=model, heads=heads, device="cpu")(
+    reference = DeltaWorldPipeline(world_model=model, **heads)(
         _clip(2, 32, 48), fps=5, num_samples=2, seed=0, size=32, resize_mode="resize_square"
     )
-    torch.testing.assert_close(out.future_features, reference.future_features)
+    torch.testing.assert_close(out.future_features, reference.future_features, rtol=0, atol=0)
     assert torch.equal(out.task_maps["segmentation"], reference.task_maps["segmentation"])
 
 
-def test_transformers_pipeline_factory_builds_our_pipeline(model, tmp_path):
-    import transformers
+def test_from_pretrained_honours_dtype_and_component_overrides(model, tmp_path):
+    directory = _save(model, tmp_path / "saved", size=32)
+    low = DeltaWorldPipeline.from_pretrained(directory, dtype=torch.bfloat16)
+    assert low.world_model.dtype == torch.bfloat16
+    out = low(_clip(2), fps=5, num_samples=2, seed=0)
+    assert out.future_features.dtype == torch.float32 and torch.isfinite(out.future_features).all()
+    heads = _heads()
+    with_head = DeltaWorldPipeline.from_pretrained(directory, depth_head=heads["depth_head"])
+    assert with_head.depth_head is heads["depth_head"]
+    assert with_head(_clip(2), fps=5, num_samples=1, seed=0).task_maps["depth"].shape == (1, 3, 32, 32)
 
-    directory = _save(model, tmp_path / "saved")
-    pipe = transformers.pipeline("video-forecasting", model=str(directory), device="cpu")
-    assert isinstance(pipe, DeltaWorldPipeline)
-    out = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0)
-    reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=2, size=32, seed=0)
-    torch.testing.assert_close(out.future_features, reference.future_features)
+
+def test_bare_world_model_directory_loads_as_a_pipeline(model, tmp_path):
+    model.save_pretrained(tmp_path / "bare")
+    pipe = DeltaWorldPipeline.from_pretrained(tmp_path / "bare", size=32)
+    out = pipe(_clip(2), fps=5, num_samples=2, seed=0)
+    reference = DeltaWorldPipeline(world_model=model)(_clip(2), fps=5, num_samples=2, size=32, seed=0)
+    torch.testing.assert_close(out.future_features, reference.future_features, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="neither a pipeline"):
+        DeltaWorldPipeline.from_pretrained(tmp_path)
 
 
-def test_hub_id_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
+def _offline_hub_cache(directory, tmp_path, monkeypatch, repo_id="org/deltaworld-tiny"):
     import huggingface_hub.constants
 
-    saved = _save(model, tmp_path / "saved", heads={"depth": _heads()["depth"]}, size=32)
     cache = tmp_path / "hub"
-    revision = hashlib.sha1(b"deltaworld-tiny").hexdigest()
-    repo = cache / "models--org--deltaworld-tiny"
-    shutil.copytree(saved, repo / "snapshots" / revision)
+    revision = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(directory, repo / "snapshots" / revision)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(revision)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    pipe = DeltaWorldPipeline.from_pretrained("org/deltaworld-tiny", device="cpu")
-    assert set(pipe.heads) == {"depth"}
-    out = pipe(_clip(2), fps=5, num_samples=2, seed=0)  # size 32 from the saved pipeline config
-    reference = DeltaWorldPipeline(model=model, device="cpu")(_clip(2), fps=5, num_samples=2, size=32, seed=0)
-    torch.testing.assert_close(out.future_features, reference.future_features)
+    return repo_id
+
+
+def test_hub_id_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
+    saved = _save(model, tmp_path / "saved", heads={"depth_head": _heads()["depth_head"]}, size=32)
+    repo_id = _offline_hub_cache(saved, tmp_path, monkeypatch)
+    pipe = DeltaWorldPipeline.from_pretrained(repo_id)
+    assert pipe.depth_head is not None and pipe.segmentation_head is None
+    out = pipe(_clip(2), fps=5, num_samples=2, seed=0)  # size 32 from the saved model_index.json
+    reference = DeltaWorldPipeline(world_model=model)(_clip(2), fps=5, num_samples=2, size=32, seed=0)
+    torch.testing.assert_close(out.future_features, reference.future_features, rtol=0, atol=0)
     assert out.task_maps["depth"].shape == (2, 3, 32, 32)
+
+
+def test_hub_id_of_a_bare_model_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
+    model.save_pretrained(tmp_path / "bare")
+    repo_id = _offline_hub_cache(tmp_path / "bare", tmp_path, monkeypatch, repo_id="org/bare-deltaworld")
+    pipe = DeltaWorldPipeline.from_pretrained(repo_id, size=32)
+    out = pipe(_clip(2), fps=5, num_samples=2, seed=0)
+    reference = DeltaWorldPipeline(world_model=model)(_clip(2), fps=5, num_samples=2, size=32, seed=0)
+    torch.testing.assert_close(out.future_features, reference.future_features, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ callbacks, generators, latent output
+
+
+def test_callback_runs_once_per_rollout_step_with_its_timestamp(pipe):
+    calls = []
+
+    def callback(pipeline, step, timestamp, callback_kwargs):
+        tokens, features = callback_kwargs["delta_tokens"], callback_kwargs["features"]
+        calls.append((step, round(timestamp, 6), tuple(tokens.shape), tuple(features.shape)))
+
+    pipe(_clip(3), fps=5, num_samples=2, num_future_frames=3, size=32, seed=0, callback_on_step_end=callback,
+         callback_on_step_end_tensor_inputs=["delta_tokens", "features"])  # fmt: skip
+    assert [call[:2] for call in calls] == [(0, 0.6), (1, 0.8), (2, 1.0)]
+    assert all(call[2] == (2, HIDDEN) and call[3] == (2, 4, HIDDEN) for call in calls)
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        pipe(_clip(3), fps=5, num_samples=1, size=32, callback_on_step_end=callback,
+             callback_on_step_end_tensor_inputs=["latents"])  # fmt: skip
+
+
+def test_a_list_of_generators_makes_each_clip_independent_of_the_others(pipe):
+    clips = [_clip(3, seed=0), _clip(3, seed=1)]
+    generators = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    batch = pipe(clips, fps=5, num_samples=3, size=32, generator=generators)
+    other_first = pipe([_clip(3, seed=4), clips[1]], fps=5, num_samples=3, size=32,
+                       generator=[torch.Generator().manual_seed(9), torch.Generator().manual_seed(2)])  # fmt: skip
+    alone = pipe(clips[1], fps=5, num_samples=3, size=32, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(batch[1].future_features, alone.future_features, rtol=0, atol=1e-5)
+    torch.testing.assert_close(other_first[1].future_features, alone.future_features, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="one per clip"):
+        pipe(clips, fps=5, num_samples=1, size=32, generator=[torch.Generator()])
+
+
+def test_latent_output_skips_the_decoder_and_decoding_later_equals_decoding_at_once(pipe, model):
+    decoder_calls = []
+    original_decode = model.tokenizer.decode
+
+    def counting_decode(*args, **kwargs):
+        decoder_calls.append(1)
+        return original_decode(*args, **kwargs)
+
+    model.tokenizer.decode = counting_decode
+    try:
+        latent = pipe(_clip(3), fps=5, num_samples=4, size=32, seed=5, output_type="latent")
+        assert decoder_calls == []
+    finally:
+        del model.tokenizer.decode
+    assert latent.future_features is None and latent.future_delta_tokens.shape == (4, 3, HIDDEN)
+    at_once = pipe(_clip(3), fps=5, num_samples=4, size=32, seed=5)
+    torch.testing.assert_close(latent.future_delta_tokens, at_once.future_delta_tokens, rtol=0, atol=0)
+    later = pipe.decode(latent)
+    torch.testing.assert_close(later.future_features, at_once.future_features, rtol=0, atol=1e-6)
+    chosen = pipe.decode(latent, sample_indices=[3, 1])
+    torch.testing.assert_close(chosen.future_features, at_once.future_features[[3, 1]], rtol=0, atol=1e-6)
+    torch.testing.assert_close(chosen.mean_future_features, at_once.future_features[[3, 1]].mean(0), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="sample_indices"):
+        pipe.decode(latent, sample_indices=[4])
+
+
+def test_select_then_decode_returns_distinct_futures_drawn_among_the_candidates(pipe):
+    out = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, size=32, seed=2)
+    assert out.future_features.shape == (3, 3, 4, HIDDEN)
+    assert len(set(out.candidate_indices.tolist())) == 3
+    everything = pipe(_clip(3), fps=5, num_samples=16, size=32, seed=2)  # the same 16 draws, all decoded
+    picked = out.candidate_indices
+    torch.testing.assert_close(out.future_delta_tokens, everything.future_delta_tokens[picked], rtol=0, atol=0)
+    torch.testing.assert_close(out.future_features, everything.future_features[picked], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="num_candidates"):
+        pipe(_clip(3), fps=5, num_samples=4, num_candidates=2, size=32)
+
+
+def test_farthest_point_selection_spreads_over_clusters():
+    from deltatok_hf.pipelines import farthest_point_indices
+
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    noise = 0.1 * torch.randn(15, 2, generator=torch.Generator().manual_seed(0))
+    points = (centres.repeat_interleave(5, 0) + noise)[None]
+    chosen = farthest_point_indices(points, 3)[0]
+    assert sorted((chosen // 5).tolist()) == [0, 1, 2]  # one per cluster
+    duplicates = torch.zeros(1, 4, 2)
+    assert sorted(farthest_point_indices(duplicates, 4)[0].tolist()) == [0, 1, 2, 3]  # distinct even when identical
+
+
+def test_return_dict_false_gives_tuples(pipe):
+    out = pipe(_clip(2), fps=5, num_samples=2, size=32, seed=0, return_dict=False)
+    assert isinstance(out, tuple) and out[0].shape == (2, 3, 4, HIDDEN)
 
 
 def test_video_file_context_defaults_to_four_frames_two_tenths_apart(pipe):
