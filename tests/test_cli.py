@@ -45,7 +45,7 @@ def test_forecast_writes_picture_and_report_with_ground_truth_errors(saved_model
     out = tmp_path / "out"
     code = main([
         "forecast", str(video), "--model", str(saved_model), "--num-samples", "3", "--future", "2",
-        "--out", str(out), "--size", "32", "--seed", "1", "--interval", "0.2", "--gif", "--quiet",
+        "--out", str(out), "--size", "32", "--seed", "1", "--interval", "0.2", "--start", "0", "--gif", "--quiet",
     ])  # fmt: skip
     assert code == 0
     _check_png(out / "forecast.png")
@@ -102,17 +102,31 @@ def test_demo_runs_on_the_bundled_clip(tmp_path, capsys):
     assert str((out / "forecast.png").resolve()) in printed
 
 
-def test_load_demo_model_uses_a_bundled_directory(tmp_path, saved_model):
-    from deltatok_hf.demo import load_demo_model
+def test_load_demo_pipeline_uses_a_bundled_directory(tmp_path, saved_model):
+    from deltatok_hf.demo import load_demo_pipeline
 
-    fallback = load_demo_model(tmp_path / "absent")
-    assert fallback.random_weights and isinstance(fallback.model, DeltaWorldForForecasting)
-    again = load_demo_model(tmp_path / "absent")
+    fallback = load_demo_pipeline(tmp_path / "absent")
+    assert fallback.random_weights and isinstance(fallback.pipeline.world_model, DeltaWorldForForecasting)
+    again = load_demo_pipeline(tmp_path / "absent")
     torch.testing.assert_close(
-        next(fallback.model.predictor.parameters()), next(again.model.predictor.parameters())
+        next(fallback.pipeline.world_model.predictor.parameters()), next(again.pipeline.world_model.predictor.parameters())
     )  # fixed seed
-    bundled = load_demo_model(saved_model)
+    bundled = load_demo_pipeline(saved_model)
     assert not bundled.random_weights and bundled.source == str(saved_model)
+
+
+def test_a_deterministic_model_forecasts_without_num_samples(video, tmp_path):
+    torch.manual_seed(0)
+    directory = tmp_path / "deterministic"
+    DeltaWorldForForecasting(DeltaWorldConfig.tiny(use_best_of_many=False)).save_pretrained(directory)
+    out = tmp_path / "out"
+    code = main(["forecast", str(video), "--model", str(directory), "--out", str(out), "--size", "32", "--quiet"])
+    assert code == 0
+    report = json.loads((out / "forecast.json").read_text())
+    assert report["num_samples"] == 1 and report["views"][0]["shapes"]["future_features"][0] == 1
+    # Unset options are the pipeline's defaults: 4 context frames 0.2 s apart ending on the last frame, 3 futures.
+    np.testing.assert_allclose(np.diff(report["context_timestamps"]), 0.2, atol=1e-4)
+    assert len(report["context_timestamps"]) == 4 and len(report["future_timestamps"]) == 3
 
 
 def test_convert_slot_parses_its_arguments():
@@ -138,6 +152,15 @@ def test_convert_writes_a_loadable_model_from_official_weights(reference_dir, tm
     model = DeltaWorldForForecasting.from_pretrained(tmp_path / "out")
     assert model.predictor.head.weight.shape == (64, 64)
     assert (tmp_path / "out" / "README.md").is_file()
+    # The converter's directory loads as a pipeline, and a saved pipeline of it gives identical futures.
+    from deltatok_hf import DeltaWorldPipeline
+
+    clip = torch.randint(0, 256, (3, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    pipe = DeltaWorldPipeline.from_pretrained(tmp_path / "out", size=64)
+    first = pipe(clip, fps=5, num_samples=3, seed=4)
+    pipe.save_pretrained(tmp_path / "pipeline")
+    again = DeltaWorldPipeline.from_pretrained(tmp_path / "pipeline")(clip, fps=5, num_samples=3, seed=4)
+    torch.testing.assert_close(again.future_features, first.future_features, rtol=0, atol=0)
 
 
 def test_convert_without_sources_fails_with_a_message(tmp_path, capsys):

@@ -3,6 +3,7 @@
     deltatok-hf forecast VIDEO --model PATH_OR_ID [--num-samples 20 --future 3 --out DIR ...]
     deltatok-hf demo [--out DIR]
     deltatok-hf convert --deltatok PATH --deltaworld PATH --weights PATH --output DIR [--preset vitb|tiny]
+    deltatok-hf evaluate --model PATH_OR_ID --dataset vspw|cityscapes|kitti|videos|synthetic --output-dir DIR [...]
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Context frames and their spacing when reading a video: the official evaluation's 4 frames 0.2 s apart (VSPW/KITTI).
-DEFAULT_CONTEXT_FRAMES = 4
-DEFAULT_INTERVAL = 0.2
 
 
 def _positive_int(text: str) -> int:
@@ -38,23 +36,29 @@ def _positive_float(text: str) -> float:
 
 
 def _add_forecast_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument("--num-samples", type=_positive_int, default=20, help="sampled futures (default 20)")
-    parser.add_argument("--future", type=_positive_int, default=3, help="future frames to forecast (default 3)")
-    parser.add_argument("--context-frames", type=_positive_int, default=DEFAULT_CONTEXT_FRAMES,
-                        help=f"context frames read from the video (default {DEFAULT_CONTEXT_FRAMES})")
-    parser.add_argument("--interval", type=_positive_float, default=DEFAULT_INTERVAL,
-                        help=f"seconds between frames, context and future (default {DEFAULT_INTERVAL})")
-    parser.add_argument("--start", type=float, default=0.0, help="time of the first context frame in seconds")
+    # Options left unset are not passed on: their defaults are the pipeline's and the model's (one place each).
+    parser.add_argument("--num-samples", type=_positive_int, default=None,
+                        help="sampled futures (default: the model's num_samples_eval; 1 for a deterministic model)")
+    parser.add_argument("--future", type=_positive_int, default=None, help="future frames to forecast (default 3)")
+    parser.add_argument("--context-frames", type=_positive_int, default=None,
+                        help="context frames read from the video (default: the pipeline's, 4)")
+    parser.add_argument("--interval", type=_positive_float, default=None,
+                        help="seconds between context frames; the future keeps their spacing (default: the pipeline's, 0.2)")
+    parser.add_argument("--start", type=float, default=None,
+                        help="time of the first context frame in seconds (default: the context ends on the last frame); "
+                        "when the video goes on, the real future is read and scored")
+    parser.add_argument("--candidates", type=_positive_int, default=None,
+                        help="draw this many futures in token space and decode the --num-samples most diverse")
     parser.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise queries (default 0)")
     parser.add_argument("--size", type=_positive_int, default=None, help="frame size (default: the pipeline's, 256)")
     parser.add_argument("--resize-mode", choices=("square_crops", "resize_square", "none"), default=None,
-                        help="how frames are brought to the model's size (default: square_crops)")
+                        help="how frames are brought to the model's size (default: the pipeline's, square_crops)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model precision")
     parser.add_argument("--max-samples-shown", type=_positive_int, default=4, help="samples drawn in the picture")
     parser.add_argument("--gif", action="store_true", help="also write forecast.gif (one per crop)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")  # noqa: E501
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--head-kind", choices=("segmentation", "depth"), default="segmentation", help="kind of --head (default segmentation)"
     )
+    convert.add_argument(
+        "--dinoworld", help="official DINO-world state dict (backbone.backbone.*, predictor.*, q_embed.weight), on its own"
+    )
     convert.add_argument("--rgb-head", help="official RGB head checkpoint (rgb-head-imagenet), converted on its own")
     convert.add_argument(
         "--rgb-feature-norm",
@@ -87,40 +94,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--output", required=True, help="output directory")
     convert.add_argument("--preset", choices=("vitb", "tiny"), default="vitb", help="model sizes (default vitb)")
+    _add_evaluate_command(commands)
+    _add_training_commands(commands)
     return parser
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate
+# ----------------------------------------------------------------------------------------------
+
+
+def _add_evaluate_command(commands) -> None:
+    """`deltatok-hf evaluate`: the options of `examples/evaluate_forecasting.py`, built from the same config dataclass
+    (so its defaults and checks are the config's, and nothing is passed for an option the user did not set)."""
+    from .evaluation.configuration import ForecastEvaluationConfig, config_argument_parser  # noqa: PLC0415
+
+    options = config_argument_parser(ForecastEvaluationConfig, add_help=False)
+    commands.add_parser(
+        "evaluate",
+        parents=[options],
+        formatter_class=options.formatter_class,
+        help="score forecasts on VSPW / Cityscapes / KITTI, a folder of videos or synthetic clips",
+        description="The forecasting benchmark of examples/evaluate_forecasting.py (the same code); writes "
+        "results.json and results.md into --output-dir.",
+    )
+
+
+def _evaluate_command(args: argparse.Namespace) -> int:
+    from .evaluation import ForecastEvaluationConfig, evaluate_forecasting  # noqa: PLC0415
+
+    config = ForecastEvaluationConfig.from_namespace(args)
+    report = evaluate_forecasting(config)
+    output_dir = Path(config.output_dir)
+    print(f"wrote {output_dir / 'results.json'} and {output_dir / 'results.md'} ({report['num_windows']} windows)")
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------
 # forecast / demo
 # ----------------------------------------------------------------------------------------------
-
-
-def _select_frames(video: str, args: argparse.Namespace):
-    """Read the context frames and, when the clip continues, the real future frames (nearest to the wanted times)."""
-    from .data.video import read_frames_at, read_timestamps  # noqa: PLC0415
-
-    all_times = read_timestamps(video)  # raises a ValueError for missing / corrupt / empty files
-    last_time = float(all_times[-1])
-    frame_period = float(all_times.diff().median()) if all_times.numel() > 1 else args.interval
-    if args.start < 0:
-        raise ValueError(f"--start must be >= 0 seconds, got {args.start}.")
-    wanted = [args.start + k * args.interval for k in range(args.context_frames)]
-    if wanted[-1] > last_time + frame_period / 2:
-        raise ValueError(
-            f"The video lasts {last_time:.2f} s, too short for {args.context_frames} context frames "
-            f"{args.interval} s apart from {args.start} s; lower --context-frames / --interval / --start."
-        )
-    context = read_frames_at(video, wanted)
-    if context.timestamps.numel() > 1 and not bool((context.timestamps.diff() > 0).all()):
-        raise ValueError(
-            f"--interval {args.interval} s is shorter than the video's frame period {frame_period:.3f} s: "
-            "context frames repeat."
-        )
-    future_wanted = [wanted[-1] + k * args.interval for k in range(1, args.future + 1)]
-    truth = None
-    if future_wanted[-1] <= last_time + frame_period / 2:
-        truth = read_frames_at(video, future_wanted)
-    return context, future_wanted, truth
 
 
 def _feature_errors(output) -> dict:
@@ -178,29 +190,30 @@ def run_forecast(
     progress = tqdm(total=4, desc="forecast", unit="step", disable=args.quiet, file=sys.stderr)
     started = time.perf_counter()
 
-    progress.set_postfix_str("reading frames")
-    context, future_wanted, truth = _select_frames(video, args)
-    future_times = truth.timestamps.tolist() if truth is not None else future_wanted
-    progress.update()
-
-    progress.set_postfix_str(f"sampling {args.num_samples} futures")
-    call = {"num_samples": args.num_samples, "seed": args.seed}
-    if args.size is not None:
-        call["size"] = args.size
-    if args.resize_mode is not None:
-        call["resize_mode"] = args.resize_mode
+    progress.set_postfix_str("reading frames and sampling futures")
+    options = {
+        "num_samples": args.num_samples,
+        "num_candidates": args.candidates,
+        "num_future_frames": args.future,
+        "max_context_frames": args.context_frames,
+        "context_interval": args.interval,
+        "start_time": args.start,
+        "size": args.size,
+        "resize_mode": args.resize_mode,
+    }
+    pipe.set_progress_bar_config(disable=args.quiet)
     outputs = pipe(
-        context.frames.numpy(),
-        timestamps=context.timestamps.tolist(),
-        future_timestamps=future_times,
-        ground_truth_frames=None if truth is None else truth.frames.numpy(),
-        **call,
+        str(video),
+        read_ground_truth=args.start is not None,
+        seed=args.seed,
+        **{name: value for name, value in options.items() if value is not None},
     )
     outputs = outputs if isinstance(outputs, list) else [outputs]
-    progress.update()
+    num_samples = outputs[0].num_samples
+    progress.update(2)
 
     progress.set_postfix_str("drawing")
-    title = f"{Path(video).name}: {args.num_samples} samples" + (f" ({caveat})" if caveat else "")
+    title = f"{Path(video).name}: {num_samples} samples" + (f" ({caveat})" if caveat else "")
     picture = save_forecast_png(outputs, out_dir / "forecast.png", title=title, max_samples_shown=args.max_samples_shown)
     gifs = []
     if args.gif:
@@ -215,15 +228,16 @@ def run_forecast(
         "video": str(video),
         "model": model_description,
         "random_weights": random_weights,
-        "num_samples": args.num_samples,
+        "num_samples": num_samples,
+        "num_candidates": args.candidates,
         "seed": args.seed,
         "device": str(pipe.device),
-        "dtype": str(pipe.model.dtype).replace("torch.", ""),
-        "resize_mode": args.resize_mode or pipe._preprocess_params.get("resize_mode", "square_crops"),
-        "size": args.size or pipe._preprocess_params.get("size", 256),
+        "dtype": str(pipe.world_model.dtype).replace("torch.", ""),
+        "resize_mode": args.resize_mode or pipe.config.resize_mode,
+        "size": args.size or pipe.config.size,
         "context_timestamps": first.context_timestamps.tolist(),
         "future_timestamps": first.future_timestamps.tolist(),
-        "ground_truth_available": truth is not None,
+        "ground_truth_available": first.ground_truth_features is not None,
         "frame_size_after_resize": list(first.frame_size),
         "views": [_view_summary(output) for output in outputs],
         "picture": str(picture),
@@ -260,7 +274,7 @@ def _print_summary(report: dict) -> None:
 def _forecast_command(args: argparse.Namespace) -> int:
     from .pipelines import DeltaWorldPipeline  # noqa: PLC0415
 
-    pipe = DeltaWorldPipeline.from_pretrained(args.model, device=args.device, dtype=DTYPES[args.dtype])
+    pipe = DeltaWorldPipeline.from_pretrained(args.model, dtype=DTYPES[args.dtype]).to(args.device)
     report = run_forecast(pipe, args.video, args, model_description=str(args.model), random_weights=False)
     _print_summary(report)
     return 0
@@ -274,25 +288,29 @@ DEMO_MODEL_NOTE = (
 )
 
 
+# The demo's context starts here, so that the clip goes on after it and the forecast is scored against the real future.
+DEMO_START_TIME = 1.0
+
+
 def _demo_command(args: argparse.Namespace) -> int:
     from .data.video import demo_clip_path  # noqa: PLC0415
-    from .demo import load_demo_model  # noqa: PLC0415
-    from .pipelines import DeltaWorldPipeline  # noqa: PLC0415
+    from .demo import load_demo_pipeline  # noqa: PLC0415
 
-    demo = load_demo_model()
+    demo = load_demo_pipeline(dtype=DTYPES[args.dtype])
     if demo.random_weights:
         print(
-            "NOTE: no trained demo model is bundled yet, so this demo uses a tiny RANDOM-WEIGHT model "
+            "NOTE: no trained demo model is bundled, so this demo uses a tiny RANDOM-WEIGHT model "
             "(DeltaWorldConfig.tiny()). It shows the mechanics only; its forecasts and numbers are not quality results "
             "(with LayerScale at its 1e-5 init, every random-weight sample stays close to the last context frame)."
         )
     else:
         print(f"model: {demo.source}")
         print(f"NOTE: {DEMO_MODEL_NOTE}.")
-    model = demo.model.to(DTYPES[args.dtype])
-    pipe = DeltaWorldPipeline(model=model, device=args.device)
+    pipe = demo.pipeline.to(args.device)
     video = str(demo_clip_path())
     print(f"video: {video}")
+    if args.start is None:
+        args.start = DEMO_START_TIME
     caveat = None if demo.random_weights else DEMO_MODEL_CAVEAT
     report = run_forecast(
         pipe, video, args, model_description=demo.source, random_weights=demo.random_weights, caveat=caveat
@@ -308,11 +326,46 @@ def _convert_command(args: argparse.Namespace) -> int:
     return int(cli_convert(args))
 
 
+# ----------------------------------------------------------------------------------------------
+# train-deltatok / train-deltaworld / cache-tokens: the same code as examples/train_*.py and cache_delta_tokens.py
+# ----------------------------------------------------------------------------------------------
+
+# command -> (arguments dataclass, function of deltatok_hf.training, help). Options are the dataclass fields, with the
+# scripts' underscore spelling (`--train_data`); run on several devices with `accelerate launch -m deltatok_hf.cli ...`.
+TRAINING_COMMANDS = {
+    "train-deltatok": ("DeltaTokTrainingArguments", "train_deltatok", "train or fine-tune a DeltaTok tokenizer"),
+    "train-deltaworld": ("DeltaWorldTrainingArguments", "train_deltaworld", "train or fine-tune a DeltaWorld predictor"),
+    "cache-tokens": ("CacheTokensArguments", "cache_delta_tokens", "store the delta tokens of sampled clips"),
+}
+
+
+def _add_training_commands(commands) -> None:
+    from . import training  # noqa: PLC0415
+
+    for name, (arguments_class, _, help_text) in TRAINING_COMMANDS.items():
+        options = training.build_argument_parser(getattr(training, arguments_class), add_help=False)
+        commands.add_parser(name, parents=[options], help=help_text, description=f"{help_text} (see examples/README.md)")
+
+
+def _training_command(args: argparse.Namespace) -> int:
+    from . import training  # noqa: PLC0415
+
+    arguments_class, function, _ = TRAINING_COMMANDS[args.command]
+    getattr(training, function)(training.arguments_from_namespace(getattr(training, arguments_class), args))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `deltatok-hf`; returns the exit code (2 on bad input, with the reason on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"forecast": _forecast_command, "demo": _demo_command, "convert": _convert_command}
+    handlers = {
+        "forecast": _forecast_command,
+        "demo": _demo_command,
+        "convert": _convert_command,
+        "evaluate": _evaluate_command,
+    }
+    handlers.update(dict.fromkeys(TRAINING_COMMANDS, _training_command))
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as error:
