@@ -13,10 +13,13 @@ from .models import (
     DeltaTokSegmentationHeadConfig,
     DeltaWorldConfig,
     DeltaWorldForForecasting,
+    DinoWorldConfig,
+    DinoWorldForForecasting,
 )
 from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
 from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
 from .models.rgb_decoder import DeltaTokRGBDecoderOutput, rgb_to_uint8
+from .models.dinoworld import DinoWorldOutput
 from .inference import compile_for_inference
 from .pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
 
@@ -38,6 +41,9 @@ __all__ = [
     "DeltaWorldOutput",
     "DeltaWorldPipeline",
     "DeltaWorldPipelineOutput",
+    "DinoWorldConfig",
+    "DinoWorldForForecasting",
+    "DinoWorldOutput",
     "compile_for_inference",
     "rgb_to_uint8",
 ]

@@ -1,5 +1,10 @@
 """Converters from the official checkpoints to `save_pretrained` directories."""
 
+from .dinoworld import (
+    convert_official_dinoworld_checkpoint,
+    convert_official_dinoworld_state_dict,
+    map_official_dinoworld_key,
+)
 from .heads import convert_official_head, load_official_head_state_dict
 from .official import (
     ConversionReport,
@@ -16,10 +21,23 @@ def cli_convert(args) -> int:
     if getattr(args, "rgb_head", None):
         return cli_convert_rgb_decoder(args)
     if getattr(args, "head", None):
-        if any(getattr(args, name, None) for name in ("weights", "deltatok", "deltaworld")):
-            raise ValueError("Convert a task head on its own: pass --head without --weights/--deltatok/--deltaworld.")
+        if any(getattr(args, name, None) for name in ("weights", "deltatok", "deltaworld", "dinoworld")):
+            raise ValueError("Convert a task head on its own: pass --head without --weights/--deltatok/--deltaworld/--dinoworld.")
         head = convert_official_head(args.head, kind=args.head_kind, output_dir=args.output)
         print(f"Converted a {args.head_kind} head ({type(head).__name__}, {head.config.hidden_size} channels)")
+        print(f"Saved to {args.output}")
+        return 0
+    if getattr(args, "dinoworld", None):
+        if any(getattr(args, name, None) for name in ("weights", "deltatok", "deltaworld", "head")):
+            raise ValueError("Convert a DINO-world on its own: pass --dinoworld without --weights/--deltatok/--deltaworld/--head.")
+        model, report = convert_official_dinoworld_checkpoint(
+            args.output,
+            weights=args.dinoworld,
+            preset=getattr(args, "preset", "vitb") or "vitb",
+            strict=not getattr(args, "no_strict", False),
+        )
+        step = "Best-of-Many" if model.config.use_best_of_many else "learned query"
+        print(f"Converted a DINO-world ({step})\n{report.summary()}")
         print(f"Saved to {args.output}")
         return 0
     _, report = convert_official_checkpoint(
@@ -41,9 +59,12 @@ __all__ = [
     "convert_official_head",
     "load_official_head_state_dict",
     "convert_official_checkpoint",
+    "convert_official_dinoworld_checkpoint",
+    "convert_official_dinoworld_state_dict",
     "convert_official_rgb_decoder",
     "convert_official_state_dict",
     "load_feature_norm",
     "load_state_dict_file",
+    "map_official_dinoworld_key",
     "map_official_key",
 ]

@@ -4,6 +4,7 @@ from transformers import AutoConfig, AutoModel
 
 from .deltatok import DeltaTokConfig, DeltaTokModel
 from .deltaworld import DeltaWorldConfig, DeltaWorldForForecasting
+from .dinoworld import DinoWorldConfig, DinoWorldForForecasting
 from .heads import (
     DeltaTokDepthHead,
     DeltaTokDepthHeadConfig,
@@ -12,7 +13,11 @@ from .heads import (
 )
 from .rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
 
-for _config_class, _model_class in ((DeltaTokConfig, DeltaTokModel), (DeltaWorldConfig, DeltaWorldForForecasting)):
+for _config_class, _model_class in (
+    (DeltaTokConfig, DeltaTokModel),
+    (DeltaWorldConfig, DeltaWorldForForecasting),
+    (DinoWorldConfig, DinoWorldForForecasting),
+):
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
     AutoModel.register(_config_class, _model_class, exist_ok=True)
 
@@ -27,4 +32,6 @@ __all__ = [
     "DeltaTokSegmentationHeadConfig",
     "DeltaWorldConfig",
     "DeltaWorldForForecasting",
+    "DinoWorldConfig",
+    "DinoWorldForForecasting",
 ]
