@@ -11,20 +11,24 @@ CLI, docs); it is not a quality model: the backbone is random, so its features m
 """
 
 import argparse
+import dataclasses
 import shutil
 import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from deltatok_hf import DeltaTokModel, DeltaWorldForForecasting
 from deltatok_hf.data import demo_clip_path
 from deltatok_hf.training import (
-    add_training_arguments,
-    apply_recipe,
+    DeltaTokTrainingArguments,
+    DeltaWorldTrainingArguments,
+    build_accelerator,
+    build_card_data,
     build_clip_dataset,
+    compute_deltatok_loss,
+    compute_loss_from_frames,
     render_model_card,
     resolve_config,
     train,
@@ -49,36 +53,28 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def stage_args(model_type: str, args, output_dir: str, num_frames: int, max_train_steps: int, learning_rate: float):
-    """The arguments the training scripts would get (same parser, so the same defaults and checks)."""
-    parser = argparse.ArgumentParser()
-    add_training_arguments(parser, model_type)
-    stage = parser.parse_args(
-        [
-            "--output_dir", output_dir,
-            "--num_frames", str(num_frames),
-            "--frame_size", str(args.frame_size),
-            "--num_synthetic_videos", str(args.num_synthetic_videos),
-            "--train_batch_size", str(args.batch_size),
-            "--max_train_steps", str(max_train_steps),
-            "--learning_rate", str(learning_rate),
-            "--warmup_steps", str(max_train_steps // 10),
-            "--checkpointing_steps", str(max_train_steps),
-            "--checkpoints_total_limit", "1",
-            "--logging_steps", "50",
-            "--seed", str(args.seed),
-        ]
-    )  # fmt: skip
-    apply_recipe(stage, model_type)
-    return stage
+def stage_arguments(arguments_class, args, output_dir: str, num_frames: int, max_train_steps: int, learning_rate: float):
+    """The arguments the training commands would get (same dataclass, so the same defaults and checks)."""
+    return arguments_class(
+        output_dir=output_dir,
+        num_frames=num_frames,
+        frame_size=args.frame_size,
+        num_synthetic_videos=args.num_synthetic_videos,
+        train_batch_size=args.batch_size,
+        max_train_steps=max_train_steps,
+        learning_rate=learning_rate,
+        warmup_steps=max_train_steps // 10,
+        checkpointing_steps=max_train_steps,
+        checkpoints_total_limit=1,
+        logging_steps=50,
+        seed=args.seed,
+    )
 
 
 def mixed_dataset(stage, args):
     """Synthetic shapes + `clip_views` random views (clip + crop) of the bundled city clip, decoded once."""
     synthetic = build_clip_dataset(stage)
-    stage.train_data, stage.clips_per_video = str(demo_clip_path()), args.clip_views
-    city = list(build_clip_dataset(stage))
-    stage.train_data = "synthetic"
+    city = list(build_clip_dataset(dataclasses.replace(stage, train_data=str(demo_clip_path()), clips_per_video=args.clip_views)))
     return torch.utils.data.ConcatDataset([synthetic, city])
 
 
@@ -89,30 +85,29 @@ def main(argv=None):
 
     # Stage 1: tokenizer on frame pairs. A higher LR than the ViT-B recipe: the run is a few hundred steps.
     set_seed(args.seed)
-    tokenizer_args = stage_args("deltatok", args, str(work_dir / "deltatok"), 2, args.tokenizer_steps, 1e-3)
-    accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    tokenizer_args = stage_arguments(
+        DeltaTokTrainingArguments, args, str(work_dir / "deltatok"), 2, args.tokenizer_steps, 1e-3
+    )
+    accelerator = build_accelerator(tokenizer_args)
     tokenizer = DeltaTokModel(resolve_config("deltatok", "tiny"))
+    tokenizer.config.reconstruction_loss = tokenizer_args.reconstruction_loss
     tokenizer_summary = train(
-        tokenizer_args, accelerator, tokenizer, mixed_dataset(tokenizer_args, args), lambda m, b: m(frames=b["frames"]).loss
+        tokenizer_args, accelerator, tokenizer, mixed_dataset(tokenizer_args, args), compute_deltatok_loss
     )
     print(f"tokenizer: loss {tokenizer_summary['losses']['1']:.4f} -> {tokenizer_summary['final_loss']:.4f}")
 
     # Stage 2: Best-of-Many predictor on 7-frame clips, tokenizer frozen.
     set_seed(args.seed)
-    world_args = stage_args("deltaworld", args, str(work_dir / "deltaworld"), 7, args.world_steps, 1e-3)
-    accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    world_args = stage_arguments(
+        DeltaWorldTrainingArguments, args, str(work_dir / "deltaworld"), 7, args.world_steps, 1e-3
+    )
+    accelerator = build_accelerator(world_args)
     config = resolve_config("deltaworld", "tiny")
     config.tokenizer_config = tokenizer.config
     config.num_samples_train = args.num_samples_train
     world = DeltaWorldForForecasting(config)
     world.tokenizer.load_state_dict(accelerator.unwrap_model(tokenizer).state_dict())
-    world_summary = train(
-        world_args,
-        accelerator,
-        world,
-        mixed_dataset(world_args, args),
-        lambda m, b: m(frames=b["frames"], timestamps=b["timestamps"]).loss,
-    )
+    world_summary = train(world_args, accelerator, world, mixed_dataset(world_args, args), compute_loss_from_frames)
     print(f"world: loss {world_summary['losses']['1']:.4f} -> {world_summary['final_loss']:.4f}")
     minutes = (time.perf_counter() - start) / 60
 
@@ -125,7 +120,7 @@ def main(argv=None):
     world.save_pretrained(output_dir)
     card = render_model_card(
         "demo_model_template.md",
-        {"license": "apache-2.0", "library_name": "deltatok-hf", "tags": ["deltaworld", "demo", "not-for-evaluation"]},
+        build_card_data("deltaworld", tags=["deltaworld", "demo", "not-for-evaluation"]),
         minutes=f"{minutes:.1f}",
         args=vars(args),
         tokenizer_summary=tokenizer_summary,

@@ -218,28 +218,32 @@ def convert_official_checkpoint(
 
 def _write_conversion_card(output_dir, model, sources: dict, report: ConversionReport) -> None:
     """A README.md model card saying what was converted from where, and what `from_pretrained` will fetch."""
-    from huggingface_hub import ModelCard, ModelCardData
+    from ..training.cards import build_card_data, hub_repo_id, render_model_card
 
-    tokenizer_config = model.config if isinstance(model, DeltaTokModel) else model.config.tokenizer_config
-    kind = "DeltaTokModel" if isinstance(model, DeltaTokModel) else "DeltaWorldForForecasting"
-    files = "\n".join(
-        f"- `{name}`: {'(in-memory state dict)' if isinstance(value, dict) else Path(value).name}"
-        for name, value in sources.items()
-    )
+    is_tokenizer = isinstance(model, DeltaTokModel)
+    tokenizer_config = model.config if is_tokenizer else model.config.tokenizer_config
     fetched = []
     if any(key.startswith(("backbone.", "tokenizer.backbone.")) for key in report.missing):
         fetched.append(f"the backbone from `{tokenizer_config.backbone_name_or_path}`")
     if any(key.startswith("tokenizer.") and ".backbone." not in key for key in report.missing):
         fetched.append(f"the tokenizer from `{getattr(model.config, 'tokenizer_name_or_path', None)}`")
-    data = ModelCardData(library_name="deltatok-hf", license="apache-2.0", tags=["deltatok", "converted"])
-    text = (
-        f"---\n{data.to_yaml()}\n---\n\n# Converted official checkpoint ({kind})\n\n"
-        "Converted from the official DeltaTok / DeltaWorld release (github.com/amazon-far/deltatok, Apache-2.0) with "
-        "`deltatok_hf.convert`.\n\nSources:\n\n"
-        f"{files}\n\nConversion report:\n\n```\n{report.summary()}\n```\n\n"
-        + (f"`from_pretrained` loads {' and '.join(fetched)}, which this directory does not contain.\n" if fetched else "")
+    model_type = "deltatok" if is_tokenizer else "deltaworld"
+    card = render_model_card(
+        "converted_template.md",
+        build_card_data(
+            model_type,
+            tags=[model_type, "converted"],
+            base_model=hub_repo_id(tokenizer_config.backbone_name_or_path),
+        ),
+        kind="DeltaTokModel" if is_tokenizer else "DeltaWorldForForecasting",
+        sources={
+            name: "(in-memory state dict)" if isinstance(value, dict) else Path(value).name
+            for name, value in sources.items()
+        },
+        report_summary=report.summary(),
+        fetched=fetched,
     )
-    ModelCard(text).save(Path(output_dir) / "README.md")
+    card.save(Path(output_dir) / "README.md")
 
 
 __all__ = [

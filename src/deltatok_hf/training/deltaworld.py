@@ -1,0 +1,150 @@
+"""`deltatok-hf train-deltaworld` (and `examples/train_deltaworld.py`): train or fine-tune the DeltaWorld predictor.
+
+On frames (the frozen backbone and tokenizer encoder run at every step) or on cached delta tokens (`token_cache`,
+written by `deltatok-hf cache-tokens`: neither runs). Best-of-Many training (official `training/world.py`):
+`num_samples_train` noise queries per target are scored without gradient and only the closest one is trained;
+`deterministic` trains the one-query ablation instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from ..models import DeltaTokModel, DeltaWorldForForecasting
+from .arguments import DeltaWorldTrainingArguments
+from .cards import build_card_data, hub_repo_id, render_model_card
+from .data import build_clip_dataset, collate_token_rows, load_token_cache, read_cache_info
+from .loop import build_accelerator, command_line, configure_logging, finish_run, train
+from .optim import DELTAWORLD_PARTS, freeze_parameters
+from .recipes import resolve_config
+
+logger = logging.getLogger(__name__)
+
+
+class CallCounter:
+    """Counts forward calls of modules through forward pre-hooks (proves the token cache skips the backbone)."""
+
+    def __init__(self, **modules: nn.Module) -> None:
+        self.counts = {name: 0 for name in modules}
+        self._handles = [module.register_forward_pre_hook(self._hook(name)) for name, module in modules.items()]
+
+    def _hook(self, name: str):
+        def hook(module, inputs):
+            self.counts[name] += 1
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def tokenizer_source(arguments: DeltaWorldTrainingArguments) -> str | None:
+    """The tokenizer a new DeltaWorld gets: `tokenizer`, else (training from a cache) the one the cache was made with."""
+    if arguments.tokenizer is not None or arguments.init_from is not None or arguments.token_cache is None:
+        return arguments.tokenizer
+    return read_cache_info(arguments.token_cache).get("tokenizer")
+
+
+def build_deltaworld_model(arguments: DeltaWorldTrainingArguments) -> DeltaWorldForForecasting:
+    """A new predictor (`model_config` + the trained tokenizer) or `init_from`'s; the tokenizer is frozen."""
+    if arguments.init_from is not None:
+        model = DeltaWorldForForecasting.from_pretrained(arguments.init_from)
+        if arguments.num_samples_train is not None:
+            model.config.num_samples_train = arguments.num_samples_train
+        if arguments.deterministic and model.config.use_best_of_many:
+            raise ValueError(f"deterministic=True, but init_from {arguments.init_from!r} is a Best-of-Many model.")
+    else:
+        config = resolve_config("deltaworld", arguments.model_config)
+        source = tokenizer_source(arguments)
+        tokenizer = DeltaTokModel.from_pretrained(source) if source else None
+        if tokenizer is not None:
+            config.tokenizer_config = tokenizer.config
+            config.tokenizer_name_or_path = source
+        if arguments.deterministic:
+            config.use_best_of_many = False
+        if arguments.num_samples_train is not None:
+            config.num_samples_train = arguments.num_samples_train
+        model = DeltaWorldForForecasting(config)
+        if tokenizer is not None:
+            model.tokenizer.load_state_dict(tokenizer.state_dict())
+    model.tokenizer.requires_grad_(False)
+    if arguments.freeze:
+        frozen = freeze_parameters(model, arguments.freeze, DELTAWORLD_PARTS)
+        logger.info(f"Froze {len(frozen)} parameter tensors ({', '.join(arguments.freeze)})")
+    if arguments.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    return model
+
+
+def compute_loss_from_frames(model, batch: dict):
+    return model(frames=batch["frames"], timestamps=batch["timestamps"]).loss
+
+
+def compute_loss_from_tokens(model, batch: dict):
+    return model(delta_tokens=batch["delta_tokens"], timestamps=batch["timestamps"]).loss
+
+
+def deltaworld_model_card(arguments: DeltaWorldTrainingArguments, summary: dict, tokenizer: str | None):
+    """The `README.md` of a trained predictor (template `deltaworld_template.md`)."""
+    dataset = None if arguments.token_cache else hub_repo_id(arguments.train_data)
+    card_data = build_card_data(
+        "deltaworld",
+        tags=["deltaworld", "video", "world-model"],
+        base_model=hub_repo_id(arguments.init_from or tokenizer),
+        datasets=[dataset] if dataset else None,
+    )
+    return render_model_card(
+        "deltaworld_template.md",
+        card_data,
+        model_name=arguments.hub_model_id or "DeltaWorld",
+        args=vars(arguments),
+        tokenizer=tokenizer or arguments.init_from or f"random init ({arguments.model_config})",
+        summary=summary,
+        command=command_line(),
+    )
+
+
+def train_deltaworld(arguments: DeltaWorldTrainingArguments) -> dict:
+    """Train, save the model, `train_summary.json` and the model card to `arguments.output_dir`; returns the summary."""
+    from accelerate.utils import set_seed
+
+    configure_logging()
+    accelerator = build_accelerator(arguments)
+    logger.info(accelerator.state)
+    set_seed(arguments.seed)
+    model = build_deltaworld_model(arguments)
+    # Counts every call of the frozen backbone and of the first encoder block (reported in train_summary.json).
+    counter = CallCounter(backbone=model.tokenizer.backbone, encoder=model.tokenizer.encoder_blocks[0])
+    if arguments.token_cache is not None:
+        train_dataset = load_token_cache(arguments.token_cache, model.tokenizer)
+        summary = train(arguments, accelerator, model, train_dataset, compute_loss_from_tokens, collate_token_rows)
+    else:
+        summary = train(arguments, accelerator, model, build_clip_dataset(arguments), compute_loss_from_frames)
+    counter.remove()
+    summary.update(
+        backbone_calls=counter.counts["backbone"],
+        encoder_calls=counter.counts["encoder"],
+        token_cache=arguments.token_cache,
+        use_best_of_many=model.config.use_best_of_many,
+        num_samples_train=model.config.num_samples_train,
+    )
+    if accelerator.is_main_process:
+        card = deltaworld_model_card(arguments, summary, tokenizer_source(arguments))
+        finish_run(arguments, summary, card)
+        logger.info(f"Saved to {arguments.output_dir} after {summary['global_step']} steps; loss {summary['final_loss']}")
+    accelerator.end_training()
+    return summary
+
+
+__all__ = [
+    "CallCounter",
+    "build_deltaworld_model",
+    "compute_loss_from_frames",
+    "compute_loss_from_tokens",
+    "deltaworld_model_card",
+    "tokenizer_source",
+    "train_deltaworld",
+]
