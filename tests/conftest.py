@@ -78,3 +78,111 @@ def grey_frames(num_frames: int, height: int, width: int, first: int, step: int)
     import numpy as np
 
     return [np.full((height, width, 3), (first + step * index) % 256, dtype=np.uint8) for index in range(num_frames)]
+
+
+def episode_level(episode_index: int) -> int:
+    """Grey level of the frames of LeRobot test episode `episode_index` (40 apart: recognisable after lossy coding)."""
+    return 20 + 40 * episode_index
+
+
+def write_lerobot_dataset(
+    root,
+    episode_lengths=(12, 9, 15, 7, 11),
+    fps: int = 10,
+    camera_keys=("observation.images.front",),
+    episodes_per_file: int = 3,
+    height: int = 32,
+    width: int = 48,
+):
+    """
+    Write a small LeRobot v3 dataset with PyAV and `datasets` (the layout of LeRobot's `dataset_writer.py`):
+    `meta/info.json`, `meta/tasks.parquet`, `meta/episodes/chunk-000/file-000.parquet`, `data/chunk-000/file-000.parquet`
+    and, per camera, `videos/<key>/chunk-000/file-00N.mp4` holding `episodes_per_file` episodes one after another.
+    Every frame of episode `e` is grey at about `episode_level(e)` (plus `frame % 4`), so a frame tells its episode.
+    Returns `root`.
+    """
+    import json
+    from pathlib import Path
+
+    import datasets
+    import numpy as np
+
+    root = Path(root)
+    episode_lengths = list(episode_lengths)
+    video_path = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    data_path = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    episode_rows = {"episode_index": [], "tasks": [], "length": [], "data/chunk_index": [], "data/file_index": [],
+                    "dataset_from_index": [], "dataset_to_index": [], "meta/episodes/chunk_index": [],
+                    "meta/episodes/file_index": []}
+    for key in camera_keys:
+        for name in ("chunk_index", "file_index", "from_timestamp", "to_timestamp"):
+            episode_rows[f"videos/{key}/{name}"] = []
+    frame_rows = {"index": [], "episode_index": [], "frame_index": [], "timestamp": [], "task_index": [], "observation.state": []}
+    file_frames: dict[int, list] = {}
+    first_frame = 0
+    for episode_index, length in enumerate(episode_lengths):
+        file_index = episode_index // episodes_per_file
+        frames_in_file = file_frames.setdefault(file_index, [])
+        start_time = len(frames_in_file) / fps
+        level = episode_level(episode_index)
+        frames_in_file.extend(np.full((height, width, 3), level + index % 4, dtype=np.uint8) for index in range(length))
+        for name, value in (("episode_index", episode_index), ("tasks", ["move"]), ("length", length),
+                            ("data/chunk_index", 0), ("data/file_index", 0), ("dataset_from_index", first_frame),
+                            ("dataset_to_index", first_frame + length), ("meta/episodes/chunk_index", 0),
+                            ("meta/episodes/file_index", 0)):
+            episode_rows[name].append(value)
+        for key in camera_keys:
+            episode_rows[f"videos/{key}/chunk_index"].append(0)
+            episode_rows[f"videos/{key}/file_index"].append(file_index)
+            episode_rows[f"videos/{key}/from_timestamp"].append(start_time)
+            episode_rows[f"videos/{key}/to_timestamp"].append(start_time + length / fps)
+        for index in range(length):
+            for name, value in (("index", first_frame + index), ("episode_index", episode_index), ("frame_index", index),
+                                ("timestamp", index / fps), ("task_index", 0), ("observation.state", [0.0, 1.0])):
+                frame_rows[name].append(value)
+        first_frame += length
+    for key in camera_keys:
+        for file_index, frames in file_frames.items():
+            path = root / video_path.format(video_key=key, chunk_index=0, file_index=file_index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_test_video(path, frames, fps=fps, gop_size=4)
+    for relative, rows in (("meta/episodes/chunk-000/file-000.parquet", episode_rows),
+                           (data_path.format(chunk_index=0, file_index=0), frame_rows),
+                           ("meta/tasks.parquet", {"task": ["move"], "task_index": [0]})):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_dict(rows).to_parquet(str(root / relative))
+    features = {key: {"dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"],
+                      "info": {"video.fps": fps, "video.codec": "mpeg4", "video.pix_fmt": "yuv420p"}}
+                for key in camera_keys}
+    features.update({"observation.state": {"dtype": "float32", "shape": [2], "names": None},
+                     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+                     "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+                     "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+                     "index": {"dtype": "int64", "shape": [1], "names": None},
+                     "task_index": {"dtype": "int64", "shape": [1], "names": None}})
+    info = {"codebase_version": "v3.0", "robot_type": "test", "total_episodes": len(episode_lengths),
+            "total_frames": sum(episode_lengths), "total_tasks": 1, "chunks_size": 1000, "data_files_size_in_mb": 100,
+            "video_files_size_in_mb": 200, "fps": fps, "splits": {"train": f"0:{len(episode_lengths)}"},
+            "data_path": data_path, "video_path": video_path, "features": features}
+    (root / "meta" / "info.json").write_text(json.dumps(info, indent=2))
+    return root
+
+
+def offline_hub_cache(source_dir, tmp_path, monkeypatch, repo_id: str, repo_type: str = "model") -> str:
+    """Serve `source_dir` as the `main` snapshot of Hub repo `repo_id` from a hand-made cache, offline. Returns `repo_id`."""
+    import hashlib
+    import shutil
+
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    revision = hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = cache / (f"{repo_type}s--" + repo_id.replace("/", "--"))
+    shutil.copytree(source_dir, repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return repo_id

@@ -6,12 +6,22 @@
 
 from .datasets import (
     VIDEO_EXTENSIONS,
+    NoUsableVideosError,
     VideoClipDataset,
     collate_clips,
     infer_video_column,
     list_video_files,
     load_video_dataset,
     video_source_from_entry,
+    window_frame_times,
+)
+from .lerobot import (
+    LeRobotClipDataset,
+    LeRobotLayoutError,
+    LeRobotMetadata,
+    is_lerobot_dataset,
+    load_lerobot_episodes,
+    load_lerobot_metadata,
 )
 from .sampling import (
     ClipSampler,
@@ -39,6 +49,14 @@ from .video import (
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "LeRobotClipDataset",
+    "LeRobotLayoutError",
+    "LeRobotMetadata",
+    "NoUsableVideosError",
+    "is_lerobot_dataset",
+    "load_lerobot_episodes",
+    "load_lerobot_metadata",
+    "window_frame_times",
     "ClipSampler",
     "DecodedVideo",
     "RandomResizedCropVideo",

@@ -222,6 +222,36 @@ def video_source_from_entry(entry: Any) -> tuple[Union[str, bytes], str | None]:
     )
 
 
+class NoUsableVideosError(ValueError):
+    """A whole pass over a video dataset gave no clip: every video was unreadable or too short."""
+
+
+def window_frame_times(frame_times: torch.Tensor, start: float | None, end: float | None) -> torch.Tensor:
+    """
+    The frames of `frame_times` inside the window `[start, end)` seconds (either bound optional).
+
+    Used for videos that hold several episodes one after another (LeRobot v3): an episode spans
+    `[from_timestamp, to_timestamp)` of its file and the next one starts at `to_timestamp`. The
+    bounds are compared with half a frame interval of slack (the median gap), so float rounding
+    of the stored bounds can neither drop an episode's first frame nor add the next one's.
+
+    Args:
+        frame_times (`torch.Tensor` of shape `(num_frames,)`): sorted frame times of the video.
+
+    Returns:
+        `torch.Tensor` of shape `(num_window_frames,)`.
+    """
+    if start is None and end is None:
+        return frame_times
+    slack = 0.5 * float(torch.diff(frame_times).median()) if frame_times.numel() > 1 else 0.0
+    keep = torch.ones_like(frame_times, dtype=torch.bool)
+    if start is not None:
+        keep &= frame_times >= float(start) - slack
+    if end is not None:
+        keep &= frame_times < float(end) - slack
+    return frame_times[keep]
+
+
 def _stable_seed(*parts: Any) -> int:
     """A 63-bit seed from strings/ints, stable across processes (unlike `hash`)."""
     text = "\x1f".join(str(part) for part in parts).encode()
@@ -248,9 +278,19 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
     - `"timestamps"`: `float32` `(num_frames,)`, seconds from the clip's first frame
     - `"video_id"`: `str`
 
-    Unreadable videos (missing, corrupt, no frames) and videos too short for a clip are skipped
-    with a `logging` warning and counted in `stats` / `num_skipped`; they never stop the run.
-    With DataLoader workers the counts live in each worker process.
+    Unreadable videos (missing, corrupt, truncated, empty, without a video stream) and videos too
+    short for a clip (`VideoTooShortError` from the sampler: fewer frames, or less time, than a
+    clip needs) are skipped with a `logging` warning and counted in `stats` / `num_skipped`; they
+    never stop the run. Variable-frame-rate videos are used as they are: clips are drawn on their
+    real frame times. When a whole pass yields no clip at all, `NoUsableVideosError` is raised
+    (naming the counts and the first problems) instead of an endless empty epoch; inside one of
+    several DataLoader workers a worker cannot know whether the others found clips, so there the
+    pass just ends (the training loop raises when an epoch gives no batch). With DataLoader
+    workers the counts live in each worker process.
+
+    Time windows: with `start_column` / `end_column`, each row's clips use only the frames in
+    `[start, end)` seconds of its video (see `window_frame_times`); this is how the episodes of a
+    LeRobot v3 file, which holds several, are kept apart (`LeRobotClipDataset`).
 
     Sharding: with a map-style `datasets.Dataset` (or a folder / list of paths), DataLoader
     workers take every `num_workers`-th video. With a streaming `IterableDataset`, `datasets`
@@ -276,6 +316,8 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
             map-style dataset each epoch (streaming datasets: use `dataset.shuffle(...)`).
         seed (`int`, *optional*): base seed (see above).
         backend (`str`, *optional*, defaults to `"auto"`): decoding backend.
+        start_column (`str`, *optional*), end_column (`str`, *optional*): columns holding each
+            row's time window in seconds (a missing or `None` value leaves that side open).
     """
 
     def __init__(
@@ -292,6 +334,8 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         shuffle: bool = False,
         seed: int | None = None,
         backend: str = "auto",
+        start_column: str | None = None,
+        end_column: str | None = None,
     ):
         super().__init__()
         datasets = _import_datasets()
@@ -314,6 +358,14 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.backend = backend
+        column_names = list(getattr(self.dataset, "column_names", None) or [])
+        for column in (start_column, end_column):
+            if column is not None and column_names and column not in column_names:
+                raise ValueError(f"Window column {column!r} is not a column of the dataset; columns: {column_names}.")
+        self.start_column = start_column
+        self.end_column = end_column
+        # Frame times of the last video file read: consecutive rows often share a file (LeRobot).
+        self._timestamps_of: tuple[str, torch.Tensor] | None = None
         self.epoch = 0
         self.stats = {"videos": 0, "clips": 0, "skipped_unreadable": 0, "skipped_too_short": 0}
 
@@ -348,7 +400,12 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         """
         source, _ = video_source_from_entry(example[self.video_column])
         generator = torch.Generator().manual_seed(_stable_seed(base_seed, self.epoch, video_id))
-        frame_timestamps = read_timestamps(source, backend=self.backend)  # (num_video_frames,)
+        frame_timestamps = self._frame_times(source)  # (num_video_frames,)
+        frame_timestamps = window_frame_times(
+            frame_timestamps,
+            example.get(self.start_column) if self.start_column else None,
+            example.get(self.end_column) if self.end_column else None,
+        )  # (num_window_frames,)
         clips = [self.sampler(frame_timestamps, generator=generator) for _ in range(self.num_clips_per_video)]
         # One decoding pass for all clips of this video.
         wanted_times = torch.cat([clip.frame_times for clip in clips])  # (num_clips * num_frames,)
@@ -362,6 +419,14 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
                 frames = self.transform(frames, generator=generator) if self._transform_takes_generator else self.transform(frames)
             outputs.append({"frames": frames, "timestamps": clip.timestamps, "video_id": video_id})
         return outputs
+
+    def _frame_times(self, source: Union[str, bytes]) -> torch.Tensor:
+        if isinstance(source, str) and self._timestamps_of is not None and self._timestamps_of[0] == source:
+            return self._timestamps_of[1]
+        frame_times = read_timestamps(source, backend=self.backend)
+        if isinstance(source, str):
+            self._timestamps_of = (source, frame_times)
+        return frame_times
 
     def _examples(self) -> Iterator[tuple[dict, int | None]]:
         """Rows for this worker: `(example, row_number or None)`."""
@@ -384,22 +449,35 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         base_seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
+        num_seen, num_used, problems = 0, 0, []
         for example, row in self._examples():
-            _, name = video_source_from_entry(example[self.video_column])
-            video_id = self._video_id(example, name, row)
+            num_seen += 1
+            video_id = str(row)
             try:
+                _, name = video_source_from_entry(example[self.video_column])
+                video_id = self._video_id(example, name, row)
                 clips = self.clips_from_example(example, video_id, base_seed)
             except VideoTooShortError as error:
                 self.stats["skipped_too_short"] += 1
                 logger.warning("Skipping video %s: too short (%s)", video_id, error)
+                problems = (problems + [f"{video_id}: {error}"])[:3]
                 continue
-            except (VideoDecodeError, ValueError, OSError, RuntimeError, EOFError) as error:
+            except (VideoDecodeError, ValueError, TypeError, OSError, RuntimeError, EOFError) as error:
                 self.stats["skipped_unreadable"] += 1
                 logger.warning("Skipping video %s: unreadable (%s)", video_id, error)
+                problems = (problems + [f"{video_id}: {error}"])[:3]
                 continue
             self.stats["videos"] += 1
             self.stats["clips"] += len(clips)
+            num_used += 1
             yield from clips
+        worker = torch.utils.data.get_worker_info()
+        if num_seen and not num_used and (worker is None or worker.num_workers == 1):
+            raise NoUsableVideosError(
+                f"None of the {num_seen} videos gave a clip of {self.sampler.num_frames} frames "
+                f"({self.stats['skipped_unreadable']} unreadable, {self.stats['skipped_too_short']} too short so far); "
+                f"first problems: {'; '.join(problems)}."
+            )
 
 
 def collate_clips(batch: Sequence[dict]) -> dict:
