@@ -1,10 +1,14 @@
-"""The forecasting benchmark (`examples/evaluate_forecasting.py`), its readers and the linear probe, on tiny fakes.
+"""The forecasting benchmark (`deltatok_hf.evaluation`), its readers (`deltatok_hf.data.benchmarks`), the linear
+probe, the `deltatok-hf evaluate` command and the example scripts, on tiny fakes.
 
 Fake datasets are laid out like the real ones (VSPW, Cityscapes, KITTI) with a few PIL-written frames and labels that
 hold ignored (255) and invalid-depth (0) pixels; models are tiny and random, so no number here is a quality result.
 """
 
+import dataclasses
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +18,19 @@ import torch
 from PIL import Image
 
 from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
+from deltatok_hf.cli import build_parser
+from deltatok_hf.cli import main as cli_main
+from deltatok_hf.data import CityscapesWindows, KITTIWindows, VSPWWindows
+from deltatok_hf.data.video_processor import align_to_labels, split_into_square_crops
+from deltatok_hf.evaluation import (
+    ROWS,
+    ForecastEvaluationConfig,
+    LinearProbeConfig,
+    evaluate_forecasting,
+    load_task_head,
+    train_linear_probe,
+)
+from deltatok_hf.metrics.functional import garg_crop_mask
 from deltatok_hf.models.heads import (
     DeltaTokDepthHead,
     DeltaTokDepthHeadConfig,
@@ -22,23 +39,7 @@ from deltatok_hf.models.heads import (
 )
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-
-import evaluate_forecasting  # noqa: E402
-import forecasting_datasets  # noqa: E402
-import train_linear_probe  # noqa: E402
-
-
-def _has_synthetic() -> bool:
-    import deltatok_hf.data as data
-
-    return hasattr(data, "SyntheticMultimodalMotion")
-
-
-needs_synthetic = pytest.mark.skipif(
-    not _has_synthetic(), reason="deltatok_hf.data.SyntheticMultimodalMotion is not available yet"
-)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _save_image(path: Path, array: np.ndarray) -> None:
@@ -154,7 +155,7 @@ def heads(tiny_model_dir, tmp_path_factory) -> dict:
 
 
 def test_vspw_windows_end_on_every_20th_frame_with_stride_3(vspw_root):
-    dataset = forecasting_datasets.VSPWWindows(vspw_root, frame_size=64)
+    dataset = VSPWWindows(vspw_root, frame_size=64)
     # 45 frames: labelled indices 19 and 39; 0.2 s at 15 fps = 3 frames; the window of 19 starts at 1.
     assert [window.frame_indices for window in dataset.windows] == [list(range(1, 20, 3)), list(range(21, 40, 3))] * 2
     item = dataset[0]
@@ -168,7 +169,7 @@ def test_vspw_windows_end_on_every_20th_frame_with_stride_3(vspw_root):
 
 
 def test_cityscapes_window_ends_on_the_labelled_20th_frame(cityscapes_root):
-    dataset = forecasting_datasets.CityscapesWindows(cityscapes_root, frame_size=64)
+    dataset = CityscapesWindows(cityscapes_root, frame_size=64)
     assert len(dataset) == 1
     # 0.1875 s at 16 fps = 3 frames: 1, 4, ..., 19.
     assert dataset.windows[0].frame_indices == [1, 4, 7, 10, 13, 16, 19]
@@ -182,7 +183,7 @@ def test_cityscapes_window_ends_on_the_labelled_20th_frame(cityscapes_root):
 
 def test_kitti_windows_follow_the_split_file_with_kb_crop_and_garg_mask(kitti_root):
     root, split_file = kitti_root
-    dataset = forecasting_datasets.KITTIWindows(root, split_file, frame_size=64)
+    dataset = KITTIWindows(root, split_file, frame_size=64)
     # Frame 12 is skipped (< 19), the `None` line too; 0.2 s at 10 fps = 2 frames.
     assert [window.frame_indices for window in dataset.windows] == [list(range(9, 22, 2)), list(range(7, 20, 2))]
     item = dataset[0]
@@ -193,12 +194,17 @@ def test_kitti_windows_follow_the_split_file_with_kb_crop_and_garg_mask(kitti_ro
     assert set(depth.unique().tolist()) == {0.0, 10.0}
     assert (depth[:, : int(0.40810811 * 352)] == 0).all()  # outside the Garg crop
     assert (depth[:, -20:] == 0).all()  # beyond 80 m
+    # The Garg crop is the metrics' one: inside it every pixel with a lidar return in range is kept.
+    # KB crop offsets: 376 - 352 = 24 rows, (1242 - 1216) // 2 = 13 columns.
+    measured = np.zeros((352, 1216), dtype=bool)
+    measured[: 352 - 20, 300 - 13 :] = True
+    np.testing.assert_array_equal((depth[0] > 0).numpy(), garg_crop_mask(352, 1216) & measured)
 
 
 def test_square_crops_and_label_halves_match_the_official_layout():
     frames = torch.arange(2 * 1 * 3 * 4 * 6).view(2, 1, 3, 4, 6)
     labels = torch.arange(2 * 1 * 5 * 7).view(2, 1, 5, 7)
-    crops, halves, layout = forecasting_datasets.split_into_square_crops(frames, labels)
+    crops, halves, layout = split_into_square_crops(frames, labels)
     assert crops.shape == (4, 1, 3, 4, 4) and layout.is_wide and layout.overlap
     assert torch.equal(crops[2], frames[0, ..., 2:])  # first all left crops, then all right crops
     assert halves.shape == (4, 1, 5, 4)
@@ -206,7 +212,7 @@ def test_square_crops_and_label_halves_match_the_official_layout():
     assert torch.equal(halves[2], labels[0, ..., 3:])
     # Overlapping crops: each is resized to a square of the half's long side, then cut to the half.
     maps = torch.rand(4, 2, 4, 4)
-    aligned = forecasting_datasets.align_to_labels(maps, (5, 4), layout)
+    aligned = align_to_labels(maps, (5, 4), layout)
     assert aligned.shape == (4, 2, 5, 4)
 
 
@@ -215,11 +221,16 @@ def test_square_crops_and_label_halves_match_the_official_layout():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _run_benchmark(tmp_path, model_dir, *extra) -> tuple[dict, str]:
-    output_dir = tmp_path / "eval"
-    report = evaluate_forecasting.main(
-        ["--model", str(model_dir), "--num_samples", "4", "--size", "64", "--output_dir", str(output_dir), *extra]
+def _benchmark_config(tmp_path, model_dir, **options) -> ForecastEvaluationConfig:
+    return ForecastEvaluationConfig(
+        model=str(model_dir), num_samples=4, size=64, output_dir=str(tmp_path / "eval"), **options
     )
+
+
+def _run_benchmark(tmp_path, model_dir, **options) -> tuple[dict, str]:
+    config = _benchmark_config(tmp_path, model_dir, **options)
+    report = evaluate_forecasting(config)
+    output_dir = Path(config.output_dir)
     written = json.loads((output_dir / "results.json").read_text())
     assert written["results"].keys() == report["results"].keys()
     return written, (output_dir / "results.md").read_text()
@@ -230,8 +241,8 @@ def _check_rows(report: dict, metric: str, labelled_steps: dict) -> None:
         result = report["results"][f"context_4_horizon_{horizon}"]
         for step in range(1, horizon + 1):
             rows = result["steps"][str(step)]
-            assert set(evaluate_forecasting.ROWS) <= rows.keys()
-            for name in evaluate_forecasting.ROWS:
+            assert set(ROWS) <= rows.keys()
+            for name in ROWS:
                 assert np.isfinite(rows[name]["smooth_l1"])
                 assert (metric in rows[name]) == (step in steps), (horizon, step, name)
             assert rows["present"]["smooth_l1"] == 0.0
@@ -243,13 +254,11 @@ def test_benchmark_on_fake_cityscapes_scores_only_the_labelled_last_step(
     tmp_path, tiny_model_dir, heads, cityscapes_root
 ):
     report, markdown = _run_benchmark(
-        tmp_path,
-        tiny_model_dir,
-        "--dataset", "cityscapes", "--data_root", str(cityscapes_root), "--head", str(heads["cityscapes"]),
-    )  # fmt: skip
+        tmp_path, tiny_model_dir, dataset="cityscapes", data_root=str(cityscapes_root), head=str(heads["cityscapes"])
+    )
     assert report["num_windows"] == 1 and report["task"] == "segmentation"
     _check_rows(report, "mean_iou", {1: {1}, 3: {3}})
-    for name in evaluate_forecasting.ROWS:
+    for name in ROWS:
         assert 0.0 <= report["results"]["context_4_horizon_3"]["steps"]["3"][name]["mean_iou"] <= 1.0
     for title in ("best-of-N", "mean-of-N", "copy-last", "present (oracle)", "mIoU", "horizon 3"):
         assert title in markdown
@@ -257,10 +266,8 @@ def test_benchmark_on_fake_cityscapes_scores_only_the_labelled_last_step(
 
 def test_benchmark_on_fake_vspw_scores_every_future_step(tmp_path, tiny_model_dir, heads, vspw_root):
     report, markdown = _run_benchmark(
-        tmp_path,
-        tiny_model_dir,
-        "--dataset", "vspw", "--data_root", str(vspw_root), "--head", str(heads["vspw"]),
-        "--batch_size", "2", "--max_windows", "2",
+        tmp_path, tiny_model_dir, dataset="vspw", data_root=str(vspw_root), head=str(heads["vspw"]), batch_size=2,
+        max_windows=2,
     )  # fmt: skip
     assert report["num_windows"] == 2
     _check_rows(report, "mean_iou", {1: {1}, 3: {1, 2, 3}})
@@ -270,10 +277,8 @@ def test_benchmark_on_fake_vspw_scores_every_future_step(tmp_path, tiny_model_di
 def test_benchmark_on_fake_kitti_reports_depth_rmse(tmp_path, tiny_model_dir, heads, kitti_root):
     root, split_file = kitti_root
     report, markdown = _run_benchmark(
-        tmp_path,
-        tiny_model_dir,
-        "--dataset", "kitti", "--data_root", str(root), "--split_file", str(split_file), "--head", str(heads["kitti"]),
-        "--horizons", "3", "--batch_size", "2",
+        tmp_path, tiny_model_dir, dataset="kitti", data_root=str(root), split_file=str(split_file),
+        head=str(heads["kitti"]), horizons=[3], batch_size=2,
     )  # fmt: skip
     assert report["task"] == "depth" and report["num_windows"] == 2
     _check_rows(report, "rmse", {3: {1, 2, 3}})
@@ -285,15 +290,14 @@ def test_benchmark_rejects_a_head_of_the_wrong_task(tmp_path, tiny_model_dir, he
     root, split_file = kitti_root
     with pytest.raises(ValueError, match="segmentation head"):
         _run_benchmark(
-            tmp_path, tiny_model_dir, "--dataset", "kitti", "--data_root", str(root), "--split_file", str(split_file),
-            "--head", str(heads["cityscapes"]),
-        )  # fmt: skip
+            tmp_path, tiny_model_dir, dataset="kitti", data_root=str(root), split_file=str(split_file),
+            head=str(heads["cityscapes"]),
+        )
 
 
-@needs_synthetic
 def test_benchmark_on_synthetic_reports_feature_scores_and_mode_coverage(tmp_path, tiny_model_dir):
     report, markdown = _run_benchmark(
-        tmp_path, tiny_model_dir, "--dataset", "synthetic", "--num_synthetic_videos", "3", "--batch_size", "2"
+        tmp_path, tiny_model_dir, dataset="synthetic", num_synthetic_videos=3, batch_size=2
     )
     assert report["task"] is None
     result = report["results"]["context_4_horizon_3"]
@@ -310,27 +314,26 @@ def test_benchmark_on_synthetic_reports_feature_scores_and_mode_coverage(tmp_pat
 @pytest.mark.parametrize("task", ["segmentation", "depth"])
 def test_linear_probe_loss_decreases_and_the_head_loads(tmp_path, tiny_model_dir, task):
     output_dir = tmp_path / "probe"
-    summary = train_linear_probe.main(
-        [
-            "--model", str(tiny_model_dir), "--dataset", "synthetic", "--task", task, "--size", "64",
-            "--num_synthetic_images", "16", "--train_batch_size", "8", "--max_train_steps", "30",
-            "--learning_rate", "1e-2", "--output_dir", str(output_dir),
-        ]
+    summary = train_linear_probe(
+        LinearProbeConfig(
+            model=str(tiny_model_dir), dataset="synthetic", task=task, size=64, num_synthetic_images=16,
+            train_batch_size=8, max_train_steps=30, learning_rate=1e-2, output_dir=str(output_dir),
+        )
     )  # fmt: skip
     losses = summary["losses"]
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
-    head = evaluate_forecasting.load_head(str(output_dir))
+    head = load_task_head(str(output_dir))
     assert isinstance(head, DeltaTokSegmentationHead if task == "segmentation" else DeltaTokDepthHead)
 
 
 def test_linear_probe_on_fake_cityscapes_uses_the_labelled_frames(tmp_path, tiny_model_dir, cityscapes_root):
-    summary = train_linear_probe.main(
-        [
-            "--model", str(tiny_model_dir), "--dataset", "cityscapes", "--data_root", str(cityscapes_root),
-            "--split", "val", "--size", "64", "--max_train_steps", "3", "--output_dir", str(tmp_path / "probe"),
-        ]
-    )  # fmt: skip
+    summary = train_linear_probe(
+        LinearProbeConfig(
+            model=str(tiny_model_dir), dataset="cityscapes", data_root=str(cityscapes_root), split="val", size=64,
+            max_train_steps=3, output_dir=str(tmp_path / "probe"),
+        )
+    )
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"])
     assert DeltaTokSegmentationHead.from_pretrained(tmp_path / "probe").config.num_labels == 19
 
@@ -341,7 +344,6 @@ def test_linear_probe_on_fake_cityscapes_uses_the_labelled_frames(tmp_path, tiny
 
 
 @pytest.mark.slow
-@needs_synthetic
 def test_trained_tiny_model_beats_copy_last_on_best_of_20(tmp_path):
     """A random tokenizer decodes every token to (almost) the last frame, so the tokenizer is trained first, then the
     predictor on its cached delta tokens (Best-of-Many); ~5 min on 2 cores."""
@@ -386,14 +388,123 @@ def test_trained_tiny_model_beats_copy_last_on_best_of_20(tmp_path):
     model.save_pretrained(model_dir)
 
     # 3. The benchmark on held-out synthetic clips (another seed).
-    report = evaluate_forecasting.main(
-        [
-            "--model", str(model_dir), "--dataset", "synthetic", "--num_synthetic_videos", "16", "--size", "64",
-            "--num_samples", "20", "--horizons", "1", "3", "--batch_size", "8", "--seed", "1",
-            "--output_dir", str(tmp_path / "eval"),
-        ]
-    )  # fmt: skip
+    report = evaluate_forecasting(
+        ForecastEvaluationConfig(
+            model=str(model_dir), dataset="synthetic", num_synthetic_videos=16, size=64, num_samples=20,
+            horizons=[1, 3], batch_size=8, seed=1, output_dir=str(tmp_path / "eval"),
+        )
+    )
     for key in ("context_4_horizon_1", "context_4_horizon_3"):
         result = report["results"][key]
         for step, rows in result["steps"].items():
             assert rows["best_of_n"]["smooth_l1"] < rows["copy_last"]["smooth_l1"], (key, step, rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One code path: `deltatok-hf evaluate`, the example scripts, the config's checks and defaults
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_cli_evaluate_runs_the_same_code_as_the_package_on_fake_cityscapes(
+    tmp_path, tiny_model_dir, heads, cityscapes_root, capsys
+):
+    expected, _ = _run_benchmark(
+        tmp_path / "package", tiny_model_dir, dataset="cityscapes", data_root=str(cityscapes_root),
+        head=str(heads["cityscapes"]), horizons=[2],
+    )  # fmt: skip
+    output_dir = tmp_path / "cli"
+    exit_code = cli_main(
+        [
+            "evaluate", "--model", str(tiny_model_dir), "--dataset", "cityscapes", "--data-root", str(cityscapes_root),
+            "--head", str(heads["cityscapes"]), "--num-samples", "4", "--size", "64", "--horizons", "2",
+            "--output-dir", str(output_dir),
+        ]
+    )  # fmt: skip
+    assert exit_code == 0
+    assert "results.json" in capsys.readouterr().out
+    written = json.loads((output_dir / "results.json").read_text())
+    # Same seed, same code: the same numbers (only the output folder differs).
+    assert written["results"] == expected["results"]
+    assert written["results"]["context_4_horizon_2"]["steps"]["2"]["present"]["mean_iou"] >= 0.0
+
+
+def test_cli_evaluate_passes_nothing_the_user_did_not_set():
+    args = build_parser().parse_args(
+        ["evaluate", "--model", "model_dir", "--dataset", "synthetic", "--output_dir", "out"]
+    )
+    assert ForecastEvaluationConfig.from_namespace(args) == ForecastEvaluationConfig(
+        model="model_dir", dataset="synthetic", output_dir="out"
+    )
+    defaults = ForecastEvaluationConfig(model="m", dataset="synthetic", output_dir="o")
+    # The benchmark protocol's defaults; the number of samples is left to the model config (num_samples_eval).
+    assert (defaults.context, defaults.horizons, defaults.size, defaults.num_samples) == (4, [1, 3], 512, None)
+
+
+def test_cli_evaluate_reports_bad_options_with_exit_code_2(tmp_path, tiny_model_dir, capsys):
+    exit_code = cli_main(
+        ["evaluate", "--model", str(tiny_model_dir), "--dataset", "synthetic", "--num-samples", "0",
+         "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert exit_code == 2
+    assert "num_samples" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dataset": "nuscenes"}, "dataset"),
+        ({"dataset": "vspw"}, "data_root"),
+        ({"dataset": "kitti", "data_root": "root"}, "split_file"),
+        ({"dataset": "synthetic", "head": "head_dir"}, "labelled dataset"),
+        ({"dataset": "synthetic", "horizons": [1, 0]}, "horizons"),
+        ({"dataset": "synthetic", "context": 0}, "context"),
+        ({"dataset": "synthetic", "size": -64}, "size"),
+        ({"dataset": "synthetic", "time_stride_seconds": 0.0}, "time_stride_seconds"),
+        ({"dataset": "synthetic", "batch_size": True}, "batch_size"),
+    ],
+)
+def test_evaluation_config_rejects_bad_values_naming_them(options, message):
+    with pytest.raises(ValueError, match=message):
+        ForecastEvaluationConfig(model="m", output_dir="o", **options)
+
+
+def test_probe_config_rejects_bad_values_naming_them():
+    with pytest.raises(ValueError, match="depth_loss"):
+        LinearProbeConfig(model="m", output_dir="o", dataset="synthetic", depth_loss="l2")
+    with pytest.raises(ValueError, match="learning_rate"):
+        LinearProbeConfig(model="m", output_dir="o", dataset="synthetic", learning_rate=0.0)
+    with pytest.raises(ValueError, match="'videos'"):
+        LinearProbeConfig(model="m", output_dir="o", dataset="videos", data_root="root")
+
+
+def test_evaluation_rejects_a_size_that_is_not_a_multiple_of_the_patch_size(tmp_path, tiny_model_dir):
+    with pytest.raises(ValueError, match="patch size"):
+        evaluate_forecasting(dataclasses.replace(_benchmark_config(tmp_path, tiny_model_dir, dataset="synthetic"), size=40))
+
+
+def _run_script(name: str, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / name), *arguments],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TQDM_DISABLE": "1"},
+    )  # fmt: skip
+
+
+def test_evaluate_script_runs_as_a_script(tmp_path, tiny_model_dir):
+    completed = _run_script(
+        "evaluate_forecasting.py", "--model", str(tiny_model_dir), "--dataset", "synthetic", "--size", "32",
+        "--num_synthetic_videos", "1", "--num_samples", "2", "--horizons", "1", "--output_dir", str(tmp_path),
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["num_samples"] == 2 and list(report["results"]) == ["context_4_horizon_1"]
+
+
+def test_probe_script_runs_as_a_script(tmp_path, tiny_model_dir):
+    completed = _run_script(
+        "train_linear_probe.py", "--model", str(tiny_model_dir), "--dataset", "synthetic", "--size", "32",
+        "--num_synthetic_images", "2", "--train_batch_size", "2", "--max_train_steps", "2", "--output_dir",
+        str(tmp_path),
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads((tmp_path / "training_summary.json").read_text())["steps"] == 2
+    assert isinstance(load_task_head(str(tmp_path)), DeltaTokSegmentationHead)

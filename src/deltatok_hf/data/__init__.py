@@ -4,6 +4,17 @@
 (the `train` extra); it is imported only when they are used.
 """
 
+from .benchmarks import (
+    CityscapesWindows,
+    KITTIWindows,
+    LabelledWindows,
+    SyntheticLabelledFrames,
+    SyntheticWindows,
+    VideoFolderWindows,
+    VSPWWindows,
+    build_labelled_dataset,
+    collate_windows,
+)
 from .datasets import (
     VIDEO_EXTENSIONS,
     NoUsableVideosError,
@@ -48,6 +59,15 @@ from .video import (
 
 
 __all__ = [
+    "CityscapesWindows",
+    "KITTIWindows",
+    "LabelledWindows",
+    "SyntheticLabelledFrames",
+    "SyntheticWindows",
+    "VSPWWindows",
+    "VideoFolderWindows",
+    "build_labelled_dataset",
+    "collate_windows",
     "VIDEO_EXTENSIONS",
     "LeRobotClipDataset",
     "LeRobotLayoutError",

@@ -22,6 +22,12 @@ import numpy as np
 import torch
 
 
+# The official evaluation protocol's constants, one source for the metric modules, the benchmark readers
+# (`deltatok_hf.data.benchmarks`) and the evaluation loop (`deltatok_hf.evaluation`).
+IGNORE_INDEX = 255  # label value of unlabelled / ignored pixels
+MIN_DEPTH = 1e-3  # metres; KITTI depth is valid strictly inside (MIN_DEPTH, MAX_DEPTH)
+MAX_DEPTH = 80.0
+SMOOTH_L1_BETA = 0.1  # the feature loss of the official evaluation criterion (`loss_beta` in training/world.py)
 GARG_CROP_FRACTIONS = {"top": 0.40810811, "bottom": 0.99189189, "left": 0.03594771, "right": 0.96405229}
 
 
@@ -132,7 +138,7 @@ def check_forecast_example(
 
 
 def segmentation_confusion_matrix(
-    predictions: Sequence, references: Sequence, num_classes: int, ignore_index: int = 255
+    predictions: Sequence, references: Sequence, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> np.ndarray:
     """Dataset-level confusion matrix, shape `(num_classes, num_classes)`, rows = label, columns = prediction.
 
@@ -143,26 +149,38 @@ def segmentation_confusion_matrix(
         raise ValueError(f"`num_classes` must be a positive integer, got {num_classes!r}.")
     if len(predictions) != len(references):
         raise ValueError(f"Got {len(predictions)} predictions but {len(references)} references.")
-    confusion = np.zeros(num_classes * num_classes, dtype=np.int64)
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        prediction, reference = check_label_map_pair(prediction, reference, index)
-        keep = reference != ignore_index
-        prediction = prediction[keep].astype(np.int64)
-        reference = reference[keep].astype(np.int64)
-        if prediction.size == 0:
-            continue
-        if prediction.min() < 0 or prediction.max() >= num_classes:
-            raise ValueError(
-                f"`predictions[{index}]` holds class ids in [{prediction.min()}, {prediction.max()}], outside "
-                f"[0, num_classes={num_classes})."
-            )
-        if reference.min() < 0 or reference.max() >= num_classes:
-            raise ValueError(
-                f"`references[{index}]` holds label ids in [{reference.min()}, {reference.max()}] (besides "
-                f"ignore_index={ignore_index}), outside [0, num_classes={num_classes})."
-            )
-        confusion += np.bincount(reference * num_classes + prediction, minlength=num_classes * num_classes)
-    return confusion.reshape(num_classes, num_classes)
+        confusion += map_confusion_matrix(prediction, reference, num_classes, ignore_index, index)
+    return confusion
+
+
+def map_confusion_matrix(
+    prediction: object, reference: object, num_classes: int, ignore_index: int = IGNORE_INDEX, index: int = 0
+) -> np.ndarray:
+    """Confusion matrix `(num_classes, num_classes)` (rows = label) of one `(height, width)` class-id map.
+
+    Sum these over a dataset for [`intersection_over_union`]; a loop that gathers per-example statistics across
+    processes (`accelerate`'s `gather_for_metrics`) keeps them per map. `index` only names the map in errors.
+    """
+    prediction, reference = check_label_map_pair(prediction, reference, index)
+    keep = reference != ignore_index
+    prediction = prediction[keep].astype(np.int64)
+    reference = reference[keep].astype(np.int64)
+    if prediction.size == 0:
+        return np.zeros((num_classes, num_classes), dtype=np.int64)
+    if prediction.min() < 0 or prediction.max() >= num_classes:
+        raise ValueError(
+            f"`predictions[{index}]` holds class ids in [{prediction.min()}, {prediction.max()}], outside "
+            f"[0, num_classes={num_classes})."
+        )
+    if reference.min() < 0 or reference.max() >= num_classes:
+        raise ValueError(
+            f"`references[{index}]` holds label ids in [{reference.min()}, {reference.max()}] (besides "
+            f"ignore_index={ignore_index}), outside [0, num_classes={num_classes})."
+        )
+    counts = np.bincount(reference * num_classes + prediction, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
 
 
 def intersection_over_union(confusion: np.ndarray, ignore_index: int | None = 255) -> dict:
@@ -186,7 +204,7 @@ def intersection_over_union(confusion: np.ndarray, ignore_index: int | None = 25
 
 
 def forecast_mean_iou(
-    predictions: Sequence, references: Sequence, num_classes: int, ignore_index: int = 255
+    predictions: Sequence, references: Sequence, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> dict:
     """Dataset-level mean IoU of `(height, width)` class-id maps; see [`intersection_over_union`] for the rules.
 
@@ -218,7 +236,7 @@ def garg_crop_mask(height: int, width: int) -> np.ndarray:
 
 
 def depth_valid_mask(
-    reference: np.ndarray, min_depth: float = 1e-3, max_depth: float = 80.0, garg_crop: bool = False
+    reference: np.ndarray, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH, garg_crop: bool = False
 ) -> np.ndarray:
     """Pixels that count for depth metrics: `min_depth < reference < max_depth` (strict), in the Garg crop if asked."""
     valid = (reference > min_depth) & (reference < max_depth)
@@ -230,8 +248,8 @@ def depth_valid_mask(
 def forecast_depth_rmse(
     predictions: Sequence,
     references: Sequence,
-    min_depth: float = 1e-3,
-    max_depth: float = 80.0,
+    min_depth: float = MIN_DEPTH,
+    max_depth: float = MAX_DEPTH,
     garg_crop: bool = False,
 ) -> dict:
     """Depth RMSE over the valid pixels (see [`depth_valid_mask`]) of `(height, width)` depth maps.
@@ -250,22 +268,42 @@ def forecast_depth_rmse(
     num_valid_pixels = 0
     per_image_rmse = []
     for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        prediction, reference = check_depth_map_pair(prediction, reference, index)
-        valid = depth_valid_mask(reference, min_depth, max_depth, garg_crop)
-        count = int(valid.sum())
+        image_sum, count = depth_squared_error(prediction, reference, min_depth, max_depth, garg_crop, index)
         if count == 0:
             continue
-        error = prediction[valid].astype(np.float64) - reference[valid].astype(np.float64)
-        image_sum = float(np.square(error).sum())
         squared_error_sum += image_sum
         num_valid_pixels += count
-        per_image_rmse.append(np.sqrt(image_sum / count))
+        per_image_rmse.append(pooled_rmse(image_sum, count))
     return {
-        "pooled_rmse": float(np.sqrt(squared_error_sum / num_valid_pixels)) if num_valid_pixels else float("nan"),
+        "pooled_rmse": pooled_rmse(squared_error_sum, num_valid_pixels),
         "per_image_mean_rmse": float(np.mean(per_image_rmse)) if per_image_rmse else float("nan"),
         "num_valid_pixels": num_valid_pixels,
         "num_images": len(per_image_rmse),
     }
+
+
+def depth_squared_error(
+    prediction: object,
+    reference: object,
+    min_depth: float = MIN_DEPTH,
+    max_depth: float = MAX_DEPTH,
+    garg_crop: bool = False,
+    index: int = 0,
+) -> tuple[float, int]:
+    """`(sum of squared errors, number of valid pixels)` of one depth map (see [`depth_valid_mask`]), in float64.
+
+    Sum both over a dataset and take [`pooled_rmse`] for the official number. Apply `garg_crop` only to whole
+    KB-cropped maps: the crop's fractions are relative to the full map, not to a square crop's half of it.
+    """
+    prediction, reference = check_depth_map_pair(prediction, reference, index)
+    valid = depth_valid_mask(reference, min_depth, max_depth, garg_crop)
+    error = prediction[valid].astype(np.float64) - reference[valid].astype(np.float64)
+    return float(np.square(error).sum()), int(valid.sum())
+
+
+def pooled_rmse(squared_error_sum: float, num_valid_pixels: int) -> float:
+    """Root of the mean squared error over all pooled pixels; `nan` when no pixel was valid."""
+    return float(np.sqrt(squared_error_sum / num_valid_pixels)) if num_valid_pixels else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -273,11 +311,20 @@ def forecast_depth_rmse(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def smooth_l1_per_step(prediction: torch.Tensor, target: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+def smooth_l1_per_step(prediction: torch.Tensor, target: torch.Tensor, beta: float = SMOOTH_L1_BETA) -> torch.Tensor:
     """Mean smooth-L1 loss over (num_patches, hidden_size): `(..., num_steps, N, D)` -> `(..., num_steps)`."""
     return torch.nn.functional.smooth_l1_loss(
         prediction, target.expand_as(prediction), reduction="none", beta=beta
     ).mean(dim=(-2, -1))
+
+
+def best_of_n_index(sample_losses: torch.Tensor) -> torch.Tensor:
+    """The best-of-N sample from per-step losses `(..., num_samples, num_steps)` -> indices `(...)`.
+
+    As the official evaluation (training/world.py), the sample is picked on the *last* step only and then scored on
+    every step of its trajectory (not the closest sample per step, which would be an oracle per step).
+    """
+    return sample_losses[..., -1].argmin(dim=-1)
 
 
 def pairwise_distances(first: torch.Tensor, second: torch.Tensor | None = None) -> torch.Tensor:
@@ -340,7 +387,7 @@ def mode_coverage(samples: torch.Tensor, modes: torch.Tensor) -> dict:
 
 
 def score_forecast_samples(
-    samples: object, target: object, modes: object | None = None, beta: float = 0.1
+    samples: object, target: object, modes: object | None = None, beta: float = SMOOTH_L1_BETA
 ) -> dict:
     """Score one example's set of sampled forecasts against its target (and, optionally, its known modes).
 
@@ -363,7 +410,7 @@ def score_forecast_samples(
 
     # (num_samples, num_steps); the official selection uses the last step only (training/world.py)
     sample_losses = smooth_l1_per_step(samples, target, beta)
-    best_index = int(sample_losses[:, -1].argmin())
+    best_index = int(best_of_n_index(sample_losses))
     mean_loss = smooth_l1_per_step(samples.mean(dim=0), target, beta)  # (num_steps,)
 
     flat_samples = samples.reshape(num_samples, -1)  # (num_samples, num_steps * num_patches * hidden_size)
@@ -392,7 +439,7 @@ def score_forecast_samples(
 
 
 def generative_forecast_scores(
-    samples: Sequence, target: Sequence, modes: Sequence | None = None, beta: float = 0.1
+    samples: Sequence, target: Sequence, modes: Sequence | None = None, beta: float = SMOOTH_L1_BETA
 ) -> dict:
     """Average [`score_forecast_samples`] over a dataset of examples.
 

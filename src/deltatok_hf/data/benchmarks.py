@@ -1,17 +1,18 @@
-"""Readers for the forecasting benchmarks of the DeltaTok paper, following the official evaluation protocol.
+"""Readers for the forecasting benchmarks of the DeltaTok paper (VSPW, Cityscapes, KITTI), following the official
+evaluation protocol, plus unlabelled windows (a folder of videos, synthetic clips) and synthetic labelled frames.
 
 Every reader yields *windows*: `num_frames` frames (7 = 4 context + 3 future by default) spaced `time_stride_seconds`
 apart and ending on a labelled frame. The official readers are `datasets/vspw.py`, `datasets/cityscapes.py`,
-`datasets/kitti.py` and `datasets/base.py` of github.com/amazon-far/deltatok; the geometry helpers
-(`split_into_square_crops`, `align_to_task_output`) mirror `training/base.py` there.
+`datasets/kitti.py` and `datasets/base.py` of github.com/amazon-far/deltatok. Only local roots are read: nothing is
+downloaded.
 
 Item of every dataset (a dict):
     frames (`torch.uint8` `(num_frames, 3, height, width)`): resized so the short side is `frame_size` (the long side
         capped at `max_aspect_ratio * frame_size`, which squeezes wider frames, as the official code does).
     timestamps (`torch.float32` `(num_frames,)`): seconds from the first frame of the window (`index / fps`).
     labels (`(num_frames, label_height, label_width)`): at the *original* resolution (after the KITTI KB crop); `int64`
-        class ids with 255 = ignore for segmentation, `float32` metres with 0 = invalid for depth. Frames without a
-        label are all-255 / all-0.
+        class ids with `IGNORE_INDEX` (255) = ignore for segmentation, `float32` metres with 0 = invalid for depth.
+        Frames without a label are all-255 / all-0.
     frame_indices (`torch.int64` `(num_frames,)`): index of each frame in its sequence (for checks and logs).
     index (`int`): position of the window in the dataset.
 
@@ -25,127 +26,57 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from deltatok_hf.data.sampling import resize_frames as package_resize_frames
-from deltatok_hf.data.sampling import short_side_size, square_crop_boxes
+from ..metrics.functional import IGNORE_INDEX, MAX_DEPTH, MIN_DEPTH, depth_valid_mask
+from .datasets import list_video_files
+from .sampling import resize_short_side
+from .video_processor import MAX_ASPECT_RATIO
 
 
-IGNORE_INDEX = 255
+# The official evaluation protocol: 4 context frames, 3 future frames, frames 512 pixels on the short side.
+BENCHMARK_NUM_CONTEXT_FRAMES = 4
+BENCHMARK_NUM_FUTURE_FRAMES = 3
+BENCHMARK_FRAME_SIZE = 512
 
 # VSPW (datasets/vspw.py): 15 fps, every 20th frame evaluated (indices 19, 39, ...), 124 classes stored as 1..124.
 VSPW_FPS = 15.0
 VSPW_LABEL_INTERVAL = 20
 VSPW_NUM_CLASSES = 124
+VSPW_TIME_STRIDE_SECONDS = 0.2
 
 # Cityscapes (datasets/cityscapes.py): the sequences are treated as 16 fps (stride int(0.1875 * 16) = 3 frames); the
 # labelled frame is the 20th of each 30-frame snippet and the only one with a label.
 CITYSCAPES_FPS = 16.0
 CITYSCAPES_NUM_CLASSES = 19
+CITYSCAPES_TIME_STRIDE_SECONDS = 0.1875
 CITYSCAPES_LABEL_TO_TRAIN_ID = {
     7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
     23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
 }  # fmt: skip
 
-# KITTI (datasets/kitti.py): 10 fps, KB crop 352 x 1216 (bottom-centre), depth PNGs in 1/256 m, Garg crop, and
-# frames before index 19 of a drive skipped.
+# KITTI (datasets/kitti.py): 10 fps, KB crop 352 x 1216 (bottom-centre), depth PNGs in 1/256 m, Garg crop and the
+# (MIN_DEPTH, MAX_DEPTH) range of `deltatok_hf.metrics.functional`, frames before index 19 of a drive skipped.
 KITTI_FPS = 10.0
+KITTI_TIME_STRIDE_SECONDS = 0.2
 KITTI_KB_CROP_HEIGHT = 352
 KITTI_KB_CROP_WIDTH = 1216
-KITTI_MIN_DEPTH = 1e-3
-KITTI_MAX_DEPTH = 80.0
 KITTI_MIN_LABEL_FRAME_INDEX = 19
-GARG_CROP_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)  # top, bottom, left, right
 
-DEFAULT_TIME_STRIDE_SECONDS = {"vspw": 0.2, "cityscapes": 0.1875, "kitti": 0.2, "videos": 0.2, "synthetic": None}
+# Unlabelled video folders: the spacing of the official validation videos (`compute_middle_frame_indices`).
+VIDEO_FOLDER_TIME_STRIDE_SECONDS = 0.2
 
+# `None` for synthetic clips: they carry their own timestamps.
+DEFAULT_TIME_STRIDE_SECONDS = {
+    "vspw": VSPW_TIME_STRIDE_SECONDS,
+    "cityscapes": CITYSCAPES_TIME_STRIDE_SECONDS,
+    "kitti": KITTI_TIME_STRIDE_SECONDS,
+    "videos": VIDEO_FOLDER_TIME_STRIDE_SECONDS,
+    "synthetic": None,
+}
+LABELLED_DATASETS = ("vspw", "cityscapes", "kitti")
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Geometry: resize, square crops, alignment of predictions to label halves (official training/base.py)
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def resized_frame_size(height: int, width: int, frame_size: int, max_aspect_ratio: float = 2.0) -> tuple[int, int]:
-    """Short side -> `frame_size`, long side capped at `max_aspect_ratio * frame_size` (official `compute_resize_sizes`;
-    KITTI's 352 x 1216 becomes 256 x 512 at 256). The package's `short_side_size` is the one implementation."""
-    return short_side_size(height, width, frame_size, max_aspect_ratio)
-
-
-def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize without antialiasing, as the official `cv2.resize(INTER_LINEAR)`; rounding may differ by one."""
-    return package_resize_frames(frames, size, antialias=False)
-
-
-@dataclass
-class SquareCropLayout:
-    """How a batch was split into square crops: see [`split_into_square_crops`]."""
-
-    num_crops: int  # 1 (square frames) or 2
-    overlap: bool  # whether the two squares overlap (aspect ratio < 2)
-    is_wide: bool | None  # None for square frames
-
-
-def split_into_square_crops(
-    frames: torch.Tensor, labels: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None, SquareCropLayout]:
-    """Split rectangular frames into two corner squares and their labels into two halves (official protocol).
-
-    Args:
-        frames: `(batch_size, num_frames, 3, height, width)`.
-        labels: `(batch_size, num_frames, label_height, label_width)`, or None.
-
-    Returns:
-        frames `(num_crops * batch_size, num_frames, 3, side, side)`: first all first crops (top / left), then all
-        second crops (bottom / right); labels split at the midpoint into non-overlapping halves in the same order
-        (so no pixel is scored twice), the first half padded by one ignored row / column when the size is odd; and the
-        layout.
-    """
-    height, width = frames.shape[-2:]
-    if height == width:
-        return frames, labels, SquareCropLayout(num_crops=1, overlap=False, is_wide=None)
-    is_wide = width > height
-    # The two corner squares, from the package's single implementation of the crop layout.
-    crops = [frames[..., top:bottom, left:right] for top, left, bottom, right in square_crop_boxes(height, width).tolist()]
-    frames = torch.cat(crops, dim=0)
-    if labels is not None:
-        label_height, label_width = labels.shape[-2:]
-        middle = label_width // 2 if is_wide else label_height // 2
-        first_half = labels[..., :middle] if is_wide else labels[..., :middle, :]
-        second_half = labels[..., middle:] if is_wide else labels[..., middle:, :]
-        if first_half.shape != second_half.shape:
-            padding = [0, 1, 0, 0] if is_wide else [0, 0, 0, 1]
-            fill = IGNORE_INDEX if labels.dtype == torch.int64 else 0
-            first_half = F.pad(first_half, padding, value=fill)
-        labels = torch.cat([first_half, second_half], dim=0)
-    overlap = max(height, width) / min(height, width) < 2.0
-    return frames, labels, SquareCropLayout(num_crops=2, overlap=overlap, is_wide=is_wide)
-
-
-def align_to_labels(maps: torch.Tensor, label_size: tuple[int, int], layout: SquareCropLayout) -> torch.Tensor:
-    """Resize head outputs `(num_crops * batch, channels, h, w)` onto their label halves (`upsample_to_labels`).
-
-    Without overlap every crop is resized straight to its label half. With overlapping crops each is resized to a
-    square of the half's long side and the part that the half covers is kept: the first `label` columns (rows) of the
-    first crop, the last ones of the second.
-    """
-    label_height, label_width = label_size
-    if not layout.overlap:
-        return F.interpolate(maps, size=(label_height, label_width), mode="bilinear", align_corners=False)
-    side = max(label_height, label_width)
-    upsampled = F.interpolate(maps, size=(side, side), mode="bilinear", align_corners=False)
-    half = maps.shape[0] // layout.num_crops
-    first = upsampled[:half, :, :label_height, :label_width]
-    if layout.is_wide:
-        second = upsampled[half:, :, :label_height, side - label_width :]
-    else:
-        second = upsampled[half:, :, side - label_height :, :label_width]
-    return torch.cat([first, second], dim=0)
-
-
-def merge_square_crops(values: torch.Tensor, layout: SquareCropLayout) -> torch.Tensor:
-    """Sum per-crop statistics `(num_crops * batch, ...)` back to one row per window `(batch, ...)`."""
-    return values.unflatten(0, (layout.num_crops, -1)).sum(dim=0)
+_DEFAULT_NUM_FRAMES = BENCHMARK_NUM_CONTEXT_FRAMES + BENCHMARK_NUM_FUTURE_FRAMES
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -153,7 +84,22 @@ def merge_square_crops(values: torch.Tensor, layout: SquareCropLayout) -> torch.
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _check_positive(name: str, value: float) -> None:
+def resize_benchmark_frames(
+    frames: torch.Tensor, frame_size: int, max_aspect_ratio: float = MAX_ASPECT_RATIO
+) -> torch.Tensor:
+    """Short side -> `frame_size`, long side capped at `max_aspect_ratio * frame_size` (official `compute_resize_sizes`;
+    KITTI's 352 x 1216 becomes 256 x 512 at 256), bilinear without antialiasing like the official
+    `cv2.resize(INTER_LINEAR)` (rounding may differ by one). The square crops are cut later, by
+    `deltatok_hf.data.video_processor.split_into_square_crops`, so that the labels can be split alongside."""
+    return resize_short_side(frames, frame_size, antialias=False, max_aspect_ratio=max_aspect_ratio)
+
+
+def check_positive_integer(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def check_positive_number(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
 
@@ -165,7 +111,7 @@ def _read_rgb(path: Path) -> torch.Tensor:
 
 
 @dataclass
-class Window:
+class BenchmarkWindow:
     """One evaluation window: frame files, their sequence indices and the label file of each frame (or None)."""
 
     frame_paths: list[Path]
@@ -181,19 +127,17 @@ class LabelledWindows(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        num_frames: int = 7,
-        frame_size: int = 512,
-        time_stride_seconds: float = 0.2,
-        fps: float = 15.0,
-        max_aspect_ratio: float = 2.0,
+        num_frames: int = _DEFAULT_NUM_FRAMES,
+        frame_size: int = BENCHMARK_FRAME_SIZE,
+        time_stride_seconds: float = VSPW_TIME_STRIDE_SECONDS,
+        fps: float = VSPW_FPS,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"`num_frames` must be a positive integer, got {num_frames!r}.")
-        if isinstance(frame_size, bool) or not isinstance(frame_size, int) or frame_size <= 0:
-            raise ValueError(f"`frame_size` must be a positive integer, got {frame_size!r}.")
-        _check_positive("time_stride_seconds", time_stride_seconds)
-        _check_positive("fps", fps)
-        _check_positive("max_aspect_ratio", max_aspect_ratio)
+        check_positive_integer("num_frames", num_frames)
+        check_positive_integer("frame_size", frame_size)
+        check_positive_number("time_stride_seconds", time_stride_seconds)
+        check_positive_number("fps", fps)
+        check_positive_number("max_aspect_ratio", max_aspect_ratio)
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.fps = fps
@@ -204,7 +148,7 @@ class LabelledWindows(torch.utils.data.Dataset):
             raise ValueError(
                 f"`time_stride_seconds={time_stride_seconds}` at {fps} fps is less than one frame; use a larger stride."
             )
-        self.windows: list[Window] = []
+        self.windows: list[BenchmarkWindow] = []
 
     def window_indices(self, label_index: int) -> list[int] | None:
         """Frame indices of the window ending on `label_index`, or None when it would start before frame 0."""
@@ -237,9 +181,8 @@ class LabelledWindows(torch.utils.data.Dataset):
                 self._load_label(path) if path is not None else self._empty_label(label_height, label_width)
                 for path in window.label_paths
             ]
-        )
-        size = resized_frame_size(label_height, label_width, self.frame_size, self.max_aspect_ratio)
-        frames = resize_frames(frames, size)
+        )  # (num_frames, label_height, label_width)
+        frames = resize_benchmark_frames(frames, self.frame_size, self.max_aspect_ratio)  # (num_frames, 3, h, w)
         timestamps = torch.tensor([frame_index / self.fps for frame_index in window.frame_indices], dtype=torch.float32)
         return {
             "frames": frames,
@@ -264,14 +207,15 @@ class VSPWWindows(LabelledWindows):
         self,
         root: str | Path,
         split: str = "val",
-        num_frames: int = 7,
-        frame_size: int = 512,
-        time_stride_seconds: float = 0.2,
+        num_frames: int = _DEFAULT_NUM_FRAMES,
+        frame_size: int = BENCHMARK_FRAME_SIZE,
+        time_stride_seconds: float = VSPW_TIME_STRIDE_SECONDS,
         fps: float = VSPW_FPS,
         label_interval: int = VSPW_LABEL_INTERVAL,
-        max_aspect_ratio: float = 2.0,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
         super().__init__(num_frames, frame_size, time_stride_seconds, fps, max_aspect_ratio)
+        check_positive_integer("label_interval", label_interval)
         root = Path(root)
         split_file = root / f"{split}.txt"
         if not split_file.is_file():
@@ -287,7 +231,7 @@ class VSPWWindows(LabelledWindows):
                 if indices is None:
                     continue
                 self.windows.append(
-                    Window(
+                    BenchmarkWindow(
                         frame_paths=[frame_paths[i] for i in indices],
                         frame_indices=indices,
                         label_paths=[video_dir / "mask" / f"{frame_paths[i].stem}.png" for i in indices],
@@ -317,11 +261,11 @@ class CityscapesWindows(LabelledWindows):
         self,
         root: str | Path,
         split: str = "val",
-        num_frames: int = 7,
-        frame_size: int = 512,
-        time_stride_seconds: float = 0.1875,
+        num_frames: int = _DEFAULT_NUM_FRAMES,
+        frame_size: int = BENCHMARK_FRAME_SIZE,
+        time_stride_seconds: float = CITYSCAPES_TIME_STRIDE_SECONDS,
         fps: float = CITYSCAPES_FPS,
-        max_aspect_ratio: float = 2.0,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
         super().__init__(num_frames, frame_size, time_stride_seconds, fps, max_aspect_ratio)
         root = Path(root)
@@ -338,7 +282,7 @@ class CityscapesWindows(LabelledWindows):
             if indices is None:
                 continue
             self.windows.append(
-                Window(
+                BenchmarkWindow(
                     frame_paths=[
                         frames_dir / label_path.parent.name / f"{city}_{sequence}_{i:06d}_leftImg8bit.png"
                         for i in indices
@@ -354,7 +298,7 @@ class CityscapesWindows(LabelledWindows):
         return torch.from_numpy(self.label_to_train_id[label_ids])
 
 
-def kitti_kb_crop(image: torch.Tensor) -> torch.Tensor:
+def kitti_kb_crop(image: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """KB crop: the bottom 352 rows and the centred 1216 columns of a KITTI image `(..., height, width)`."""
     height, width = image.shape[-2:]
     top, left = height - KITTI_KB_CROP_HEIGHT, (width - KITTI_KB_CROP_WIDTH) // 2
@@ -366,22 +310,15 @@ def kitti_kb_crop(image: torch.Tensor) -> torch.Tensor:
     return image[..., top : top + KITTI_KB_CROP_HEIGHT, left : left + KITTI_KB_CROP_WIDTH]
 
 
-def kitti_valid_depth_mask(depth: torch.Tensor) -> torch.Tensor:
-    """Garg crop and `min_depth < depth < max_depth` on a KB-cropped depth map `(height, width)`."""
-    height, width = depth.shape
-    top, bottom, left, right = GARG_CROP_FRACTIONS
-    mask = torch.zeros_like(depth, dtype=torch.bool)
-    mask[int(top * height) : int(bottom * height), int(left * width) : int(right * width)] = True
-    return mask & (depth > KITTI_MIN_DEPTH) & (depth < KITTI_MAX_DEPTH)
-
-
 class KITTIWindows(LabelledWindows):
     """KITTI Eigen-split depth: a split file with lines `<date>/<drive>/image_02/data/<frame>.png <depth path> <focal>`
     (the `kitti_eigen_test.txt` of the official code; lines whose depth is `None` are skipped), raw frames in
     `<root>/<date>/<drive>/image_02/data/` and projected ground truth in
     `<root>/{val,train}/<drive>/proj_depth/groundtruth/image_02/`.
 
-    Frames and depth get the KB crop; depth (PNG / 256 m) is zeroed outside the Garg crop and (1e-3, 80) m.
+    Frames and depth get the KB crop; depth (PNG / 256 m) is zeroed outside the Garg crop and the (1e-3, 80) m range
+    here, on the whole cropped map, because the crop's fractions are relative to it (the evaluation later splits the
+    map into square-crop halves).
     """
 
     task = "depth"
@@ -390,11 +327,11 @@ class KITTIWindows(LabelledWindows):
         self,
         root: str | Path,
         split_file: str | Path,
-        num_frames: int = 7,
-        frame_size: int = 512,
-        time_stride_seconds: float = 0.2,
+        num_frames: int = _DEFAULT_NUM_FRAMES,
+        frame_size: int = BENCHMARK_FRAME_SIZE,
+        time_stride_seconds: float = KITTI_TIME_STRIDE_SECONDS,
         fps: float = KITTI_FPS,
-        max_aspect_ratio: float = 2.0,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
         min_label_frame_index: int = KITTI_MIN_LABEL_FRAME_INDEX,
     ):
         super().__init__(num_frames, frame_size, time_stride_seconds, fps, max_aspect_ratio)
@@ -415,7 +352,7 @@ class KITTIWindows(LabelledWindows):
                 continue
             image_dir = root / date / drive / "image_02" / "data"
             self.windows.append(
-                Window(
+                BenchmarkWindow(
                     frame_paths=[image_dir / f"{i:010d}.png" for i in indices],
                     frame_indices=indices,
                     label_paths=[depth_dir / f"{i:010d}.png" for i in indices],
@@ -435,16 +372,14 @@ class KITTIWindows(LabelledWindows):
 
     def _load_label(self, path: Path) -> torch.Tensor:
         with Image.open(path) as image:
-            depth = torch.from_numpy(np.array(image, dtype=np.float32) / 256.0)
-        depth = kitti_kb_crop(depth)
-        return depth * kitti_valid_depth_mask(depth)
+            depth = kitti_kb_crop(np.array(image, dtype=np.float32) / 256.0)  # (352, 1216) metres
+        valid = depth_valid_mask(depth, MIN_DEPTH, MAX_DEPTH, garg_crop=True)
+        return torch.from_numpy(np.where(valid, depth, np.float32(0.0)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Unlabelled windows: a folder of videos, and the synthetic multimodal motion set
 # ---------------------------------------------------------------------------------------------------------------------
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg")
 
 
 class VideoFolderWindows(torch.utils.data.Dataset):
@@ -455,16 +390,19 @@ class VideoFolderWindows(torch.utils.data.Dataset):
     def __init__(
         self,
         root: str | Path,
-        num_frames: int = 7,
-        frame_size: int = 512,
-        time_stride_seconds: float = 0.2,
-        max_aspect_ratio: float = 2.0,
+        num_frames: int = _DEFAULT_NUM_FRAMES,
+        frame_size: int = BENCHMARK_FRAME_SIZE,
+        time_stride_seconds: float = VIDEO_FOLDER_TIME_STRIDE_SECONDS,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
-        _check_positive("time_stride_seconds", time_stride_seconds)
+        check_positive_integer("num_frames", num_frames)
+        check_positive_integer("frame_size", frame_size)
+        check_positive_number("time_stride_seconds", time_stride_seconds)
+        check_positive_number("max_aspect_ratio", max_aspect_ratio)
         self.root = Path(root)
-        self.paths = sorted(path for path in self.root.rglob("*") if path.suffix.lower() in VIDEO_EXTENSIONS)
+        self.paths = list_video_files(self.root)
         if not self.paths:
-            raise ValueError(f"No videos ({', '.join(VIDEO_EXTENSIONS)}) found under {root}.")
+            raise ValueError(f"No video files found under {root}.")
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.time_stride_seconds = time_stride_seconds
@@ -474,6 +412,7 @@ class VideoFolderWindows(torch.utils.data.Dataset):
         return len(self.paths)
 
     def middle_frame_indices(self, timestamps: torch.Tensor) -> list[int]:
+        """Indices of `num_frames` frames `time_stride_seconds` apart (at the video's mean rate), centred in it."""
         num_video_frames = len(timestamps)
         fps = (num_video_frames - 1) / max(float(timestamps[-1] - timestamps[0]), 1e-6)
         stride = max(1, round(self.time_stride_seconds * fps))
@@ -487,17 +426,16 @@ class VideoFolderWindows(torch.utils.data.Dataset):
         return [start + i * stride for i in range(self.num_frames)]
 
     def __getitem__(self, index: int) -> dict:
-        from deltatok_hf.data import read_frames_at, read_timestamps
+        from .video import read_frames_at, read_timestamps  # noqa: PLC0415 (PyAV only when videos are read)
 
         path = self.paths[index]
         all_timestamps = read_timestamps(str(path))
         indices = self.middle_frame_indices(all_timestamps)
         decoded = read_frames_at(str(path), all_timestamps[indices])
         frames = decoded.frames.permute(0, 3, 1, 2)  # (num_frames, 3, height, width)
-        size = resized_frame_size(*frames.shape[-2:], self.frame_size, self.max_aspect_ratio)
         timestamps = all_timestamps[indices].to(torch.float32)
         return {
-            "frames": resize_frames(frames, size),
+            "frames": resize_benchmark_frames(frames, self.frame_size, self.max_aspect_ratio),
             "timestamps": timestamps - timestamps[0],
             "frame_indices": torch.tensor(indices, dtype=torch.int64),
             "index": index,
@@ -508,11 +446,11 @@ class SyntheticWindows(torch.utils.data.Dataset):
     """`deltatok_hf.data.SyntheticMultimodalMotion` clips as evaluation windows, with every possible future.
 
     `all_futures` `(num_modes, num_future_frames, 3, size, size)` holds the future of each motion mode, so mode
-    coverage can be measured.
+    coverage can be measured. Synthetic data: scores on it prove mechanics and learning, not benchmark quality.
     """
 
     def __init__(self, num_videos: int, num_frames: int, num_context_frames: int, size: int, seed: int = 0):
-        from deltatok_hf.data import SyntheticMultimodalMotion
+        from .synthetic import SyntheticMultimodalMotion  # noqa: PLC0415
 
         self.clips = SyntheticMultimodalMotion(
             num_videos=num_videos,
@@ -547,7 +485,7 @@ SYNTHETIC_PALETTE = torch.tensor(
 
 
 class SyntheticLabelledFrames(torch.utils.data.Dataset):
-    """Single frames of coloured rectangles on a dark background, with a label per pixel.
+    """Single frames of coloured rectangles on a dark background, with a label per pixel (synthetic data).
 
     Segmentation: the class is the colour index (0 = background). Depth: each colour sits at its own depth
     (`1 + 4 * class` metres), the background has no valid depth (0). Items look like a 1-frame window.
@@ -558,6 +496,8 @@ class SyntheticLabelledFrames(torch.utils.data.Dataset):
     ):
         if task not in ("segmentation", "depth"):
             raise ValueError(f"`task` must be 'segmentation' or 'depth', got {task!r}.")
+        check_positive_integer("num_images", num_images)
+        check_positive_integer("size", size)
         self.task = task
         self.num_labels = len(SYNTHETIC_PALETTE)
         self.num_images, self.size, self.height, self.seed = num_images, size, height or size, seed
@@ -594,12 +534,12 @@ class SyntheticLabelledFrames(torch.utils.data.Dataset):
 def collate_windows(items: list[dict]) -> dict:
     """Stack a batch of windows; all frames (and labels) of a batch must share one size.
 
-    Datasets with frames of several sizes (VSPW) need `--batch_size 1` or same-size batches.
+    Datasets with frames of several sizes (VSPW) need a batch size of 1 or same-size batches.
     """
     shapes = {tuple(item["frames"].shape) for item in items}
     if len(shapes) > 1:
         raise ValueError(
-            f"Windows of one batch have different frame shapes {sorted(shapes)}; use --batch_size 1 for datasets "
+            f"Windows of one batch have different frame shapes {sorted(shapes)}; use a batch size of 1 for datasets "
             "whose videos differ in size (VSPW)."
         )
     batch = {}
@@ -620,10 +560,10 @@ def build_labelled_dataset(
     **kwargs,
 ) -> LabelledWindows:
     """The reader for `name` in `vspw`, `cityscapes`, `kitti`, with the official stride unless one is given."""
-    if name not in ("vspw", "cityscapes", "kitti"):
-        raise ValueError(f"`dataset` must be one of 'vspw', 'cityscapes', 'kitti', got {name!r}.")
+    if name not in LABELLED_DATASETS:
+        raise ValueError(f"`dataset` must be one of {', '.join(map(repr, LABELLED_DATASETS))}, got {name!r}.")
     if root is None:
-        raise ValueError(f"--data_root is required for dataset {name!r}.")
+        raise ValueError(f"A data root is required for dataset {name!r}.")
     stride = time_stride_seconds if time_stride_seconds is not None else DEFAULT_TIME_STRIDE_SECONDS[name]
     common = dict(num_frames=num_frames, frame_size=frame_size, time_stride_seconds=stride)
     if name == "vspw":
@@ -631,5 +571,5 @@ def build_labelled_dataset(
     if name == "cityscapes":
         return CityscapesWindows(root, split=split, **common, **kwargs)
     if split_file is None:
-        raise ValueError("KITTI needs --split_file (lines `<date>/<drive>/image_02/data/<frame>.png <depth> <focal>`).")
+        raise ValueError("KITTI needs a split file (lines `<date>/<drive>/image_02/data/<frame>.png <depth> <focal>`).")
     return KITTIWindows(root, split_file=split_file, **common, **kwargs)
