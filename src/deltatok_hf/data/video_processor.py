@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from PIL import Image
 
-from .sampling import resize_frames, short_side_size, square_crop_boxes
+from .sampling import resize_frames, short_side_size, split_square_crops, square_crop_boxes
 
 
 RESIZE_MODES = ("square_crops", "resize_square", "none")
@@ -418,11 +418,10 @@ class DeltaWorldVideoProcessor(ConfigMixin):
             return frames[None], SquareCropLayout(frame_size=(height, width), boxes=((0, 0, height, width),))
         if resize_mode == "resize_square":
             return resize_frames(frames, size, antialias=False)[None], SquareCropLayout.for_frame(size, size)
-        new_height, new_width = short_side_size(height, width, size, MAX_ASPECT_RATIO)
-        resized = resize_frames(frames, (new_height, new_width), antialias=False)
-        layout = SquareCropLayout.for_frame(new_height, new_width)
-        views = torch.stack([resized[..., top : top + side, left : left + side] for top, left, side, _ in layout.boxes])
-        return views, layout
+        # The benchmark protocol (official evaluation): bilinear without antialiasing, long side capped at twice the
+        # short side, then the corner squares.
+        views, _ = split_square_crops(frames, size, antialias=False, max_aspect_ratio=MAX_ASPECT_RATIO)
+        return views, SquareCropLayout.for_frame(*short_side_size(height, width, size, MAX_ASPECT_RATIO))
 
     # ------------------------------------------------------------------ the whole preparation
 
