@@ -74,6 +74,19 @@ def _undecoded_video_columns(dataset):
     return dataset
 
 
+# Data files that `datasets` reads with a packaged builder, by suffix: WebDataset tars (one
+# sample per key; `.mp4` members become a `Video` column) and parquet tables.
+PACKAGED_SUFFIXES = {".tar": "webdataset", ".parquet": "parquet"}
+
+
+def _packaged_files(paths: Sequence[Path]) -> tuple[str, list[str]] | None:
+    """`(builder, files)` when `paths` are all data files of one packaged builder, else `None`."""
+    builders = {PACKAGED_SUFFIXES.get(path.suffix.lower()) for path in paths}
+    if len(builders) != 1 or None in builders:
+        return None
+    return builders.pop(), [str(path) for path in sorted(paths)]
+
+
 def _is_saved_dataset(folder: Path) -> bool:
     return (folder / "dataset_dict.json").is_file() or (
         (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file()
@@ -97,6 +110,9 @@ def load_video_dataset(
             - a folder of video files (searched recursively; when it has a `split` subfolder,
               only that one). Columns: `video` (path) and `video_id` (path relative to the
               folder, without suffix);
+            - a folder (or one file) of WebDataset `.tar` shards or `.parquet` tables holding
+              videos, read by `datasets`' `webdataset` / `parquet` builders (one shard per file,
+              so a streamed copy splits by file across nodes and DataLoader workers);
             - a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`;
             - a list of video paths (same columns as a folder);
             - a `datasets.Dataset`, `IterableDataset` or `DatasetDict` whose video column holds
@@ -145,11 +161,24 @@ def load_video_dataset(
         if (folder / split).is_dir():
             folder = folder / split
         paths = list_video_files(folder, extensions)
-        if not paths:
-            raise ValueError(f"No video files with suffixes {tuple(extensions)} found under {str(folder)!r}.")
-        dataset = _table_of_paths(paths, root=folder)
+        packaged = None if paths else _packaged_files(list_video_files(folder, tuple(PACKAGED_SUFFIXES)))
+        if packaged is not None:
+            builder, files = packaged
+            dataset = datasets.load_dataset(builder, data_files={split: files}, split=split, streaming=streaming, **load_kwargs)
+        elif not paths:
+            raise ValueError(
+                f"No video files with suffixes {tuple(extensions)}, WebDataset tars or parquet files "
+                f"found under {str(folder)!r}."
+            )
+        else:
+            dataset = _table_of_paths(paths, root=folder)
     elif isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        dataset = _table_of_paths([source])
+        packaged = _packaged_files([Path(source)])
+        if packaged is not None:
+            builder, files = packaged
+            dataset = datasets.load_dataset(builder, data_files={split: files}, split=split, streaming=streaming, **load_kwargs)
+        else:
+            dataset = _table_of_paths([source])
     elif isinstance(source, str):
         if os.sep in source and not Path(source).exists() and source.startswith((".", "/", "~")):
             raise ValueError(f"Video folder or file not found: {source!r}.")
