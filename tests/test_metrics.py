@@ -11,12 +11,19 @@ from torchmetrics.regression import MeanSquaredError
 
 from deltatok_hf.metrics import list_metrics, metric_path
 from deltatok_hf.metrics.functional import (
+    best_of_n_index,
+    depth_squared_error,
     energy_score,
+    forecast_depth_rmse,
     garg_crop_mask,
     generative_forecast_scores,
+    intersection_over_union,
+    map_confusion_matrix,
     mean_pairwise_distance,
     mode_coverage,
+    pooled_rmse,
     score_forecast_samples,
+    smooth_l1_per_step,
 )
 
 
@@ -213,3 +220,46 @@ def test_bad_shapes_and_dtypes_raise_value_errors():
         score_forecast_samples(np.zeros((2, 1, 3, 4)), np.zeros((1, 3, 4)), modes=np.zeros((2, 2, 3, 4)))
     with pytest.raises(ValueError, match="config_name"):
         evaluate.load(metric_path("generative_forecast"), "bogus")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Per-map statistics: what an accelerate loop gathers per example and pools (deltatok_hf.evaluation uses these)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_per_map_confusion_matrices_pool_to_the_torchmetrics_miou():
+    generator = torch.Generator().manual_seed(2)
+    references = torch.randint(0, 5, (4, 7, 9), generator=generator)
+    predictions = torch.randint(0, 5, (4, 7, 9), generator=generator)
+    references[:, :2] = 255
+    per_map = [map_confusion_matrix(p, r, num_classes=6) for p, r in zip(predictions, references)]
+    assert all(confusion.shape == (6, 6) for confusion in per_map)
+    assert per_map[0].sum() == (references[0] != 255).sum()
+    pooled = intersection_over_union(np.sum(per_map, axis=0), ignore_index=None)
+    expected = MulticlassJaccardIndex(6, ignore_index=255)(predictions, references).item()
+    assert pooled["mean_iou"] == pytest.approx(expected, abs=1e-6)
+    # A map with every pixel ignored contributes nothing.
+    assert map_confusion_matrix(predictions[0], torch.full((7, 9), 255), num_classes=6).sum() == 0
+
+
+def test_per_map_squared_errors_pool_to_the_dataset_rmse():
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.rand(3, 12, 20, generator=generator) * 100.0  # some beyond 80 m
+    predictions = torch.rand(3, 12, 20, generator=generator) * 80.0
+    sums = [depth_squared_error(p, r, garg_crop=True) for p, r in zip(predictions, labels)]
+    total, count = sum(s for s, _ in sums), sum(c for _, c in sums)
+    expected = forecast_depth_rmse(list(predictions), list(labels), garg_crop=True)
+    assert count == expected["num_valid_pixels"] > 0
+    assert pooled_rmse(total, count) == pytest.approx(expected["pooled_rmse"], rel=1e-12)
+    assert np.isnan(pooled_rmse(0.0, 0))
+
+
+def test_best_of_n_index_picks_on_the_last_step_for_every_batch_element():
+    target = torch.zeros(2, 3, 1, 4)  # (batch, steps, patches, hidden)
+    samples = torch.zeros(2, 3, 3, 1, 4)  # (batch, samples, steps, patches, hidden)
+    samples[:, 0, :2] = 0.0  # best early ...
+    samples[:, 0, 2] = 3.0  # ... worst at the last step
+    samples[:, 1] = 1.0
+    samples[0, 2], samples[1, 2] = 2.0, 0.5
+    losses = smooth_l1_per_step(samples, target[:, None])  # (batch, samples, steps)
+    assert best_of_n_index(losses).tolist() == [1, 2]

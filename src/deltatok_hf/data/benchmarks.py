@@ -120,19 +120,31 @@ class BenchmarkWindow:
 
 
 class LabelledWindows(torch.utils.data.Dataset):
-    """Base class: windows of image files with per-frame labels; subclasses fill `self.windows` and `_load_label`."""
+    """Base class: windows of image files with per-frame labels; subclasses fill `self.windows` and `_load_label`.
+
+    Options of every reader (keyword arguments of each subclass):
+        num_frames (`int`, defaults to 7): frames per window (4 context + 3 future in the official protocol).
+        frame_size (`int`, defaults to 512): short side of the resized frames.
+        time_stride_seconds (`float`, *optional*): spacing of the window's frames; the dataset's official one if unset.
+        fps (`float`, *optional*): frame rate of the sequences; the dataset's official one if unset.
+        max_aspect_ratio (`float`, defaults to 2): cap of the long side, in multiples of the short side.
+    """
 
     task = "segmentation"  # or "depth"
     num_labels: int | None = None
+    default_fps: float
+    default_time_stride_seconds: float
 
     def __init__(
         self,
         num_frames: int = _DEFAULT_NUM_FRAMES,
         frame_size: int = BENCHMARK_FRAME_SIZE,
-        time_stride_seconds: float = VSPW_TIME_STRIDE_SECONDS,
-        fps: float = VSPW_FPS,
+        time_stride_seconds: float | None = None,
+        fps: float | None = None,
         max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
+        time_stride_seconds = self.default_time_stride_seconds if time_stride_seconds is None else time_stride_seconds
+        fps = self.default_fps if fps is None else fps
         check_positive_integer("num_frames", num_frames)
         check_positive_integer("frame_size", frame_size)
         check_positive_number("time_stride_seconds", time_stride_seconds)
@@ -202,19 +214,11 @@ class VSPWWindows(LabelledWindows):
 
     task = "segmentation"
     num_labels = VSPW_NUM_CLASSES
+    default_fps = VSPW_FPS
+    default_time_stride_seconds = VSPW_TIME_STRIDE_SECONDS
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "val",
-        num_frames: int = _DEFAULT_NUM_FRAMES,
-        frame_size: int = BENCHMARK_FRAME_SIZE,
-        time_stride_seconds: float = VSPW_TIME_STRIDE_SECONDS,
-        fps: float = VSPW_FPS,
-        label_interval: int = VSPW_LABEL_INTERVAL,
-        max_aspect_ratio: float = MAX_ASPECT_RATIO,
-    ):
-        super().__init__(num_frames, frame_size, time_stride_seconds, fps, max_aspect_ratio)
+    def __init__(self, root: str | Path, split: str = "val", label_interval: int = VSPW_LABEL_INTERVAL, **options):
+        super().__init__(**options)
         check_positive_integer("label_interval", label_interval)
         root = Path(root)
         split_file = root / f"{split}.txt"
@@ -256,18 +260,11 @@ class CityscapesWindows(LabelledWindows):
 
     task = "segmentation"
     num_labels = CITYSCAPES_NUM_CLASSES
+    default_fps = CITYSCAPES_FPS
+    default_time_stride_seconds = CITYSCAPES_TIME_STRIDE_SECONDS
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "val",
-        num_frames: int = _DEFAULT_NUM_FRAMES,
-        frame_size: int = BENCHMARK_FRAME_SIZE,
-        time_stride_seconds: float = CITYSCAPES_TIME_STRIDE_SECONDS,
-        fps: float = CITYSCAPES_FPS,
-        max_aspect_ratio: float = MAX_ASPECT_RATIO,
-    ):
-        super().__init__(num_frames, frame_size, time_stride_seconds, fps, max_aspect_ratio)
+    def __init__(self, root: str | Path, split: str = "val", **options):
+        super().__init__(**options)
         root = Path(root)
         label_dir = root / "gtFine" / split
         frames_dir = root / "leftImg8bit_sequence" / split
@@ -322,19 +319,17 @@ class KITTIWindows(LabelledWindows):
     """
 
     task = "depth"
+    default_fps = KITTI_FPS
+    default_time_stride_seconds = KITTI_TIME_STRIDE_SECONDS
 
     def __init__(
         self,
         root: str | Path,
         split_file: str | Path,
-        num_frames: int = _DEFAULT_NUM_FRAMES,
-        frame_size: int = BENCHMARK_FRAME_SIZE,
-        time_stride_seconds: float = KITTI_TIME_STRIDE_SECONDS,
-        fps: float = KITTI_FPS,
-        max_aspect_ratio: float = MAX_ASPECT_RATIO,
         min_label_frame_index: int = KITTI_MIN_LABEL_FRAME_INDEX,
+        **options,
     ):
-        super().__init__(num_frames, frame_size, time_stride_seconds, fps, max_aspect_ratio)
+        super().__init__(**options)
         root, split_file = Path(root), Path(split_file)
         if not split_file.is_file():
             raise ValueError(f"KITTI split file {split_file} not found (pass e.g. the Eigen test list).")
@@ -564,8 +559,7 @@ def build_labelled_dataset(
         raise ValueError(f"`dataset` must be one of {', '.join(map(repr, LABELLED_DATASETS))}, got {name!r}.")
     if root is None:
         raise ValueError(f"A data root is required for dataset {name!r}.")
-    stride = time_stride_seconds if time_stride_seconds is not None else DEFAULT_TIME_STRIDE_SECONDS[name]
-    common = dict(num_frames=num_frames, frame_size=frame_size, time_stride_seconds=stride)
+    common = dict(num_frames=num_frames, frame_size=frame_size, time_stride_seconds=time_stride_seconds)
     if name == "vspw":
         return VSPWWindows(root, split=split, **common, **kwargs)
     if name == "cityscapes":

@@ -283,12 +283,7 @@ def forecast_depth_rmse(
 
 
 def depth_squared_error(
-    prediction: object,
-    reference: object,
-    min_depth: float = MIN_DEPTH,
-    max_depth: float = MAX_DEPTH,
-    garg_crop: bool = False,
-    index: int = 0,
+    prediction: object, reference: object, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH, garg_crop=False, index=0
 ) -> tuple[float, int]:
     """`(sum of squared errors, number of valid pixels)` of one depth map (see [`depth_valid_mask`]), in float64.
 
