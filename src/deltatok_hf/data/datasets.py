@@ -478,7 +478,7 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         base_seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)))
-        num_seen, num_used, problems = 0, 0, []
+        num_seen, num_used, num_too_short, problems = 0, 0, 0, []  # this pass only (`stats` adds up over passes)
         for example, row in self._examples():
             num_seen += 1
             video_id = str(row)
@@ -488,6 +488,7 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
                 clips = self.clips_from_example(example, video_id, base_seed)
             except VideoTooShortError as error:
                 self.stats["skipped_too_short"] += 1
+                num_too_short += 1
                 logger.warning("Skipping video %s: too short (%s)", video_id, error)
                 problems = (problems + [f"{video_id}: {error}"])[:3]
                 continue
@@ -504,7 +505,7 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         if num_seen and not num_used and (worker is None or worker.num_workers == 1):
             raise NoUsableVideosError(
                 f"None of the {num_seen} videos gave a clip of {self.sampler.num_frames} frames "
-                f"({self.stats['skipped_unreadable']} unreadable, {self.stats['skipped_too_short']} too short so far); "
+                f"({num_seen - num_too_short} unreadable, {num_too_short} too short); "
                 f"first problems: {'; '.join(problems)}."
             )
 
