@@ -283,3 +283,95 @@ def test_rgb_to_uint8_clamps_and_rounds():
     pixels = torch.tensor([-0.2, 0.0, 0.5, 0.7, 1.0, 1.3])
     assert rgb_to_uint8(pixels).tolist() == [0, 0, 128, 178, 255, 255]
     assert rgb_to_uint8(pixels).dtype == torch.uint8
+
+
+# ---------------------------------------------------------------------------------------------- training
+# Random tiny backbones and synthetic frames: the losses prove the training mechanics, not image quality.
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread; on a shared machine more threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_training_arguments(tmp_path, **overrides):
+    from deltatok_hf.training.rgb_decoder import RGBDecoderTrainingArguments
+
+    values = {
+        "train_data": "synthetic",
+        "frame_size": 32,
+        "num_synthetic_videos": 4,
+        "train_batch_size": 2,
+        "output_dir": str(tmp_path / "rgb_decoder"),
+    }
+    values.update(overrides)
+    return RGBDecoderTrainingArguments(**values)
+
+
+def test_train_rgb_decoder_writes_checkpoints_and_a_decoder_that_loads(tmp_path, monkeypatch, one_thread):
+    import json
+
+    from deltatok_hf.training.rgb_decoder import train_rgb_decoder
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    arguments = tiny_training_arguments(tmp_path, max_train_steps=3, checkpointing_steps=2, warmup_steps=0)
+    summary = train_rgb_decoder(arguments)
+    output_dir = Path(arguments.output_dir)
+    losses = list(summary["losses"].values())
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert summary["pixel_loss"] == "l1"
+    assert (output_dir / "checkpoint-2" / "model.safetensors").is_file()
+    assert json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    decoder = DeltaTokRGBDecoder.from_pretrained(output_dir)
+    assert decoder.has_feature_norm and decoder.config.image_size == 32  # the trained grid is the training crop
+    DeltaTokRGBDecoder.from_pretrained(output_dir / "checkpoint-2")
+    assert "random tiny backbone" in (output_dir / "README.md").read_text()
+
+
+@pytest.mark.parametrize("pixel_loss", ["l1", "mse"])
+def test_pixel_loss_decreases_on_a_fixed_batch(tmp_path, pixel_loss, one_thread):
+    from deltatok_hf.training import build_clip_dataset, build_optimizer, collate_training_clips
+    from deltatok_hf.training.rgb_decoder import RGBDecoderLoss, build_feature_model, build_rgb_decoder
+
+    torch.manual_seed(0)
+    arguments = tiny_training_arguments(tmp_path, pixel_loss=pixel_loss)
+    feature_model = build_feature_model(arguments)
+    decoder = build_rgb_decoder(arguments, feature_model).train()
+    assert torch.equal(decoder.feature_norm_weight, feature_model.backbone.norm.weight)
+    dataset = build_clip_dataset(arguments)
+    batch = collate_training_clips([dataset[0], dataset[1]])  # (2, 2, 3, 32, 32) frames, fixed
+    compute_loss = RGBDecoderLoss(feature_model, pixel_loss)
+    optimizer = build_optimizer(decoder, learning_rate=3e-3, weight_decay=0.0)
+    losses = []
+    for _ in range(20):
+        loss = compute_loss(decoder, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses))), losses
+    assert sum(losses[-3:]) / 3 < 0.5 * losses[0], losses
+    assert all(parameter.grad is None for parameter in feature_model.parameters())  # the backbone stays frozen
+
+
+def test_training_arguments_parse_like_the_example_and_check_values(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "train_rgb_decoder", Path(__file__).resolve().parents[1] / "examples" / "train_rgb_decoder.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    parsed = example.parse_args(["--pixel_loss", "mse", "--model_config", "vitb", "--output_dir", str(tmp_path)])
+    assert (parsed.pixel_loss, parsed.model_config, parsed.num_frames) == ("mse", "vitb", 2)
+    with pytest.raises(ValueError, match="pixel_loss"):
+        tiny_training_arguments(tmp_path, pixel_loss="lpips")
+    with pytest.raises(ValueError, match="expected a DeltaTok or a DeltaWorld"):
+        from deltatok_hf.training.rgb_decoder import build_feature_model
+
+        tiny_decoder().save_pretrained(tmp_path / "not_a_backbone")
+        build_feature_model(tiny_training_arguments(tmp_path, feature_model=str(tmp_path / "not_a_backbone")))
