@@ -45,7 +45,14 @@ from .sampling import (
     split_square_crops,
     square_crop_boxes,
 )
-from .synthetic import SyntheticMultimodalMotion, render_trajectory
+from .synthetic import (
+    ForkWorld,
+    SyntheticMultimodalMotion,
+    fork_mode_coverage,
+    locate_fork_object,
+    read_fork_mode,
+    render_trajectory,
+)
 from .video import (
     DecodedVideo,
     VideoDecodeError,
@@ -79,6 +86,7 @@ __all__ = [
     "window_frame_times",
     "ClipSampler",
     "DecodedVideo",
+    "ForkWorld",
     "RandomResizedCropVideo",
     "SampledClip",
     "SyntheticMultimodalMotion",
@@ -90,10 +98,13 @@ __all__ = [
     "collate_clips",
     "decode_video",
     "demo_clip_path",
+    "fork_mode_coverage",
     "infer_video_column",
     "list_video_files",
     "load_video_dataset",
+    "locate_fork_object",
     "probe_video",
+    "read_fork_mode",
     "read_frames_at",
     "read_timestamps",
     "render_trajectory",
