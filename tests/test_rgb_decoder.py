@@ -332,6 +332,26 @@ def test_train_rgb_decoder_writes_checkpoints_and_a_decoder_that_loads(tmp_path,
     assert "random tiny backbone" in (output_dir / "README.md").read_text()
 
 
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch, one_thread):
+    # The checkpoint hooks reload the decoder with from_pretrained, feature-norm buffers included.
+    from deltatok_hf.training.rgb_decoder import train_rgb_decoder
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    common = {"checkpointing_steps": 2, "warmup_steps": 0, "learning_rate": 1e-3}
+    train_rgb_decoder(tiny_training_arguments(tmp_path, output_dir=str(tmp_path / "full"), max_train_steps=3, **common))
+    train_rgb_decoder(tiny_training_arguments(tmp_path, output_dir=str(tmp_path / "cut"), max_train_steps=2, **common))
+    summary = train_rgb_decoder(
+        tiny_training_arguments(
+            tmp_path, output_dir=str(tmp_path / "cut"), max_train_steps=3, resume_from_checkpoint="latest", **common
+        )
+    )
+    assert summary["resumed_from"].endswith("checkpoint-2")
+    full = DeltaTokRGBDecoder.from_pretrained(tmp_path / "full").state_dict()
+    resumed = DeltaTokRGBDecoder.from_pretrained(tmp_path / "cut").state_dict()
+    assert full.keys() == resumed.keys()
+    assert all(torch.equal(full[key], resumed[key]) for key in full)
+
+
 @pytest.mark.parametrize("pixel_loss", ["l1", "mse"])
 def test_pixel_loss_decreases_on_a_fixed_batch(tmp_path, pixel_loss, one_thread):
     from deltatok_hf.training import build_clip_dataset, build_optimizer, collate_training_clips
