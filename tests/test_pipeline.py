@@ -503,3 +503,36 @@ def test_video_file_context_defaults_to_four_frames_two_tenths_apart(pipe):
         pipe(str(demo_clip_path()), max_context_frames=40, num_samples=1, size=32, resize_mode="resize_square")
     with pytest.raises(ValueError, match="context_interval"):
         pipe(_clip(2), fps=5, context_interval=0.2, num_samples=1, size=32)
+
+
+# ------------------------------------------------------------------ RGB decoder component
+
+
+def _rgb_decoder(model):
+    from deltatok_hf.models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
+
+    torch.manual_seed(2)
+    config = DeltaTokRGBDecoderConfig.tiny(feature_size=HIDDEN, image_size=32)
+    decoder = DeltaTokRGBDecoder(config)
+    decoder.copy_feature_norm_from(model)
+    return decoder.eval()
+
+
+def test_rgb_decoder_component_gives_future_frames_in_every_output_type(model, tmp_path):
+    decoder = _rgb_decoder(model)
+    pipe = DeltaWorldPipeline(world_model=model, rgb_decoder=decoder, size=32)
+    out = pipe(_clip(3), fps=5, num_samples=2, seed=0)
+    assert out.future_frames.shape == (2, 3, 32, 32, 3) and out.future_frames.dtype == torch.uint8
+    assert out.mean_future_frames.shape == (3, 32, 32, 3)
+    expected = decoder(out.future_features[1, 2][None], grid_size=(2, 2)).pixel_values[0]  # (3, 32, 32) on 0..1
+    expected = (expected * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+    assert (out.future_frames[1, 2].int() - expected.int()).abs().max() <= 1
+    pictures = pipe(_clip(3), fps=5, num_samples=2, seed=0, output_type="pil")
+    assert len(pictures.future_frames) == 2 and all(isinstance(frame, Image.Image) for frame in pictures.future_frames[0])
+    arrays = pipe(_clip(3), fps=5, num_samples=2, seed=0, output_type="np")
+    assert isinstance(arrays.future_frames, np.ndarray) and arrays.future_frames.shape == (2, 3, 32, 32, 3)
+    later = pipe.decode(pipe(_clip(3), fps=5, num_samples=2, seed=0, output_type="latent"))
+    assert torch.equal(later.future_frames, out.future_frames)
+    pipe.save_pretrained(tmp_path / "with_rgb")
+    loaded = DeltaWorldPipeline.from_pretrained(tmp_path / "with_rgb")
+    assert torch.equal(loaded(_clip(3), fps=5, num_samples=2, seed=0).future_frames, out.future_frames)

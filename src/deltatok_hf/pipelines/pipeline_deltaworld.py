@@ -27,17 +27,18 @@ from transformers import AutoModel
 
 from ..data.video_processor import DeltaWorldVideoProcessor, PreparedClip, is_clip_batch
 from .pipeline_output import DeltaWorldPipelineOutput
+from .postprocessing import HEAD_COMPONENTS, apply_heads_and_decoder, finish_output, to_uint8_frames, view_fields
 from .selection import farthest_point_indices
 
 
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
-HEAD_COMPONENTS = {"segmentation_head": "segmentation", "depth_head": "depth"}
 HUB_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies")
 
 
-def _to_uint8_frames(frames: torch.Tensor) -> torch.Tensor:
-    """`(..., 3, H, W)` 0..255 -> `(..., H, W, 3)` uint8."""
-    return frames.movedim(-3, -1).float().round().clamp(0, 255).to(torch.uint8)
+def _feature_geometry(world_model: nn.Module) -> nn.Module:
+    """What owns the patch grid and the backbone features: a delta-token model's tokenizer, or the patch-level world
+    model itself (both give `patch_size`, `grid_size(height, width)` and `extract_features(frames)`)."""
+    return getattr(world_model, "tokenizer", world_model)
 
 
 class DeltaWorldPipeline(DiffusionPipeline):
@@ -49,7 +50,9 @@ class DeltaWorldPipeline(DiffusionPipeline):
     to features (step by step from the last context frame), task heads, RGB; 5. post-process.
 
     Args:
-        world_model ([`DeltaWorldForForecasting`]): the world model (it holds its tokenizer and frozen backbone).
+        world_model ([`DeltaWorldForForecasting`] or [`DinoWorldForForecasting`]): the world model (it holds its frozen
+            backbone, and its tokenizer for delta-token models). Patch-level models (the paper's DINO-world rungs) have
+            no delta tokens: `output_type="latent"`, `decode` and `num_candidates` need a delta-token model.
         segmentation_head / depth_head (*optional*): task heads reading patch features (`forward(features (B, N, D),
             grid_size=, output_size=)` returning `.logits` / `.predicted_depth`).
         rgb_decoder (*optional*): a features -> pixels model (`forward(features (B, N, D), grid_size=)` returning
@@ -88,7 +91,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
             resize_mode=resize_mode,
             context_frames=context_frames,
             context_interval=context_interval,
-            patch_size=world_model.tokenizer.patch_size,
+            patch_size=_feature_geometry(world_model).patch_size,
         )
 
     # ------------------------------------------------------------------ loading
@@ -153,6 +156,11 @@ class DeltaWorldPipeline(DiffusionPipeline):
                 raise ValueError("Pass either noise or num_candidates, not both.")
             if output_type == "latent":
                 raise ValueError("num_candidates selects futures to decode; with output_type='latent' nothing is decoded.")
+        if (output_type == "latent" or num_candidates is not None) and not hasattr(self.world_model, "decode_future"):
+            raise ValueError(
+                f"output_type='latent' and num_candidates need a delta-token world model; {type(self.world_model).__name__} "
+                "predicts patch features directly."
+            )
         unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(f"callback_on_step_end_tensor_inputs must be among {self._callback_tensor_inputs}, got {sorted(unknown)}.")
@@ -302,13 +310,13 @@ class DeltaWorldPipeline(DiffusionPipeline):
         result = {key: None if value is None else value.float().cpu() for key, value in result.items()}
         result["candidate_indices"] = None if result["candidate_indices"] is None else result["candidate_indices"].long()
         if clip.ground_truth_views is not None:
-            result["ground_truth_features"] = self.world_model.tokenizer.extract_features(clip.ground_truth_views.to(self.device)).float().cpu()
+            result["ground_truth_features"] = _feature_geometry(self.world_model).extract_features(clip.ground_truth_views.to(self.device)).float().cpu()
         return result
 
     def _decode_tokens(self, delta_tokens: torch.Tensor, last_features: torch.Tensor, frame_size) -> torch.Tensor:
         """Future delta tokens `(num_views, S, F, D)` -> features `(num_views, S, F, N, D)`, step by step from
         `last_features` `(num_views, N, D)`: the same computation as decoding inside the rollout."""
-        return self.world_model.decode_future(delta_tokens, last_features, self.world_model.tokenizer.grid_size(*frame_size))
+        return self.world_model.decode_future(delta_tokens, last_features, _feature_geometry(self.world_model).grid_size(*frame_size))
 
     # ------------------------------------------------------------------ decoding later
 
@@ -323,116 +331,61 @@ class DeltaWorldPipeline(DiffusionPipeline):
         Args:
             output: a [`DeltaWorldPipelineOutput`] with `future_delta_tokens` and `context_features`.
             sample_indices: which samples to decode (default: all), in the order wanted.
+            output_type: `"pt"`, `"np"` or `"pil"`.
         """
         if output.future_delta_tokens is None or output.context_features is None:
             raise ValueError("decode needs an output with future_delta_tokens and context_features (output_type='latent').")
-        if output_type == "latent":
-            raise ValueError("decode produces features; pass output_type 'pt', 'np' or 'pil'.")
+        if output_type not in OUTPUT_TYPES[:3]:
+            raise ValueError(f"decode produces features: output_type must be one of {OUTPUT_TYPES[:3]}, got {output_type!r}.")
+        fields = {name: getattr(output, name) for name in output.__dataclass_fields__}
         tokens = torch.as_tensor(output.future_delta_tokens)
         if sample_indices is not None:
             sample_indices = torch.as_tensor(sample_indices, dtype=torch.long).flatten()
             if sample_indices.numel() < 1 or int(sample_indices.min()) < 0 or int(sample_indices.max()) >= tokens.shape[0]:
                 raise ValueError(f"sample_indices must be in [0, {tokens.shape[0]}), got {sample_indices.tolist()}.")
             tokens = tokens[sample_indices]
+            fields["noise"] = None if output.noise is None else torch.as_tensor(output.noise)[sample_indices]
+        frame_size = tuple(torch.as_tensor(output.context_frames).shape[1:3])
+        context_features = torch.as_tensor(output.context_features)[None]  # (1, T, N, D): one view
         dtype = self.world_model.dtype
-        context_features = torch.as_tensor(output.context_features)
-        frames = torch.as_tensor(output.context_frames)
-        features = self._decode_tokens(
-            tokens[None].to(self.device, dtype), context_features[None, -1].to(self.device, dtype), frames.shape[1:3]
-        )[0].float().cpu()
-        fields = {name: getattr(output, name) for name in output.__dataclass_fields__}
-        fields.update(future_features=features, future_delta_tokens=tokens, image=None)
-        if output.noise is not None and sample_indices is not None:
-            fields["noise"] = torch.as_tensor(output.noise)[sample_indices]
-        result = {"future_features": features[None], "ground_truth_features": None}
-        if output.ground_truth_features is not None:
-            result["ground_truth_features"] = torch.as_tensor(output.ground_truth_features)[None]
-        decoded = DeltaWorldPipelineOutput(**fields)
-        decoded.mean_future_features = features.mean(0)
-        extra = self._heads_and_pictures(
-            {**result, "context_features": context_features[None], "mean_future_features": features.mean(0)[None]},
-            tuple(frames.shape[1:3]),
-        )
-        for name, values in extra.items():
-            setattr(decoded, name, values[0] if isinstance(values, torch.Tensor) else {key: maps[0] for key, maps in values.items()})
-        return self._finish(decoded, output_type, max_samples_shown=4)
+        features = self._decode_tokens(tokens[None].to(self.device, dtype), context_features[:, -1].to(self.device, dtype), frame_size)
+        result = {
+            "future_features": features.float().cpu(),
+            "context_features": context_features,
+            "ground_truth_features": None if output.ground_truth_features is None else torch.as_tensor(output.ground_truth_features)[None],
+        }
+        result["mean_future_features"] = result["future_features"].mean(1)
+        result.update(self._heads_and_decoder(result, frame_size))
+        decoded = {key: value for key, value in view_fields(result, 0).items() if value is not None and key != "context_features"}
+        fields.update(decoded, future_delta_tokens=tokens, image=None)
+        return finish_output(DeltaWorldPipelineOutput(**fields), output_type, max_samples_shown=4)
 
     # ------------------------------------------------------------------ heads, RGB, outputs
 
-    def _heads_and_pictures(self, result: dict, frame_size: tuple[int, int]) -> dict:
-        """Task maps and RGB frames of the samples, the mean, the context and the truth (leading `num_views` axis)."""
-        grid_size = self.world_model.tokenizer.grid_size(*frame_size)
-        extra: dict[str, Any] = {}
-
-        def run(module: nn.Module, features: torch.Tensor, read: Callable) -> torch.Tensor:
-            # (..., N, D) -> (..., *out); chunked so that full-resolution maps never pile up.
-            flat = features.reshape(-1, *features.shape[-2:])
-            dtype = next(module.parameters()).dtype
-            maps = [read(module, chunk.to(self.device, dtype)).float().cpu() for chunk in flat.split(8)]
-            return torch.cat(maps).reshape(*features.shape[:-2], *maps[0].shape[1:])
-
-        for component, name in HEAD_COMPONENTS.items():
-            head = getattr(self, component, None)
-            if head is None:
-                continue
-
-            def read(module, chunk):
-                out = module(chunk, grid_size=grid_size, output_size=frame_size)
-                if getattr(out, "logits", None) is not None:
-                    return out.logits.argmax(1)
-                if getattr(out, "predicted_depth", None) is not None:
-                    return out.predicted_depth[:, 0]
-                raise TypeError(f"Head {type(module).__name__} returned neither `logits` nor `predicted_depth`.")
-
-            for key, source in (("task_maps", "future_features"), ("mean_task_maps", "mean_future_features"),
-                                ("context_task_maps", "context_features"), ("ground_truth_task_maps", "ground_truth_features")):  # fmt: skip
-                if result.get(source) is not None:
-                    maps = run(head, result[source], read)
-                    extra.setdefault(key, {})[name] = maps.long() if name == "segmentation" else maps
-        if getattr(self, "rgb_decoder", None) is not None:
-            pixels = lambda module, chunk: module(chunk, grid_size=grid_size).pixel_values * 255  # noqa: E731
-            extra["future_frames"] = _to_uint8_frames(run(self.rgb_decoder, result["future_features"], pixels))
-            extra["mean_future_frames"] = _to_uint8_frames(run(self.rgb_decoder, result["mean_future_features"], pixels))
-        return extra
+    def _heads_and_decoder(self, result: dict, frame_size: tuple[int, int]) -> dict:
+        heads = {component: getattr(self, component, None) for component in HEAD_COMPONENTS}
+        grid_size = _feature_geometry(self.world_model).grid_size(*frame_size)
+        return apply_heads_and_decoder(result, heads, getattr(self, "rgb_decoder", None), grid_size, frame_size, self.device)
 
     def _postprocess_clip(self, clip: PreparedClip, result: dict, output_type: str, max_samples_shown: int) -> list:
         frame_size = tuple(clip.views.shape[-2:])
         if result["future_features"] is not None:
             result["mean_future_features"] = result["future_features"].mean(1)
-            result.update(self._heads_and_pictures(result, frame_size))
+            result.update(self._heads_and_decoder(result, frame_size))
         outputs = []
         for index in range(clip.views.shape[0]):
-            at = lambda value: None if value is None else ({key: maps[index] for key, maps in value.items()} if isinstance(value, dict) else value[index])  # noqa: E731
             output = DeltaWorldPipelineOutput(
-                **{key: at(result.get(key)) for key in (
-                    "future_features", "mean_future_features", "future_delta_tokens", "context_delta_tokens",
-                    "context_features", "noise", "candidate_indices", "ground_truth_features", "future_frames",
-                    "mean_future_frames", "task_maps", "mean_task_maps", "context_task_maps", "ground_truth_task_maps")},
+                **view_fields(result, index),
                 context_timestamps=clip.context_timestamps.to(torch.float32),
                 future_timestamps=clip.future_timestamps.to(torch.float32),
-                grid_size=self.world_model.tokenizer.grid_size(*frame_size),
-                context_frames=_to_uint8_frames(clip.views[index]),
+                grid_size=_feature_geometry(self.world_model).grid_size(*frame_size),
+                context_frames=to_uint8_frames(clip.views[index]),
                 frame_size=clip.layout.frame_size,
                 crop_box=None if clip.crop_boxes is None else tuple(clip.crop_boxes[index]),
-                ground_truth_frames=None if clip.ground_truth_views is None else _to_uint8_frames(clip.ground_truth_views[index]),
-            )  # fmt: skip
-            outputs.append(self._finish(output, output_type, max_samples_shown))
+                ground_truth_frames=None if clip.ground_truth_views is None else to_uint8_frames(clip.ground_truth_views[index]),
+            )
+            outputs.append(finish_output(output, output_type, max_samples_shown))
         return outputs
-
-    @staticmethod
-    def _finish(output: DeltaWorldPipelineOutput, output_type: str, max_samples_shown: int) -> DeltaWorldPipelineOutput:
-        if output_type == "pil":
-            from PIL import Image  # noqa: PLC0415
-
-            from ..visualization import _grid_from_output  # noqa: PLC0415
-
-            output.image = _grid_from_output(output, max_samples_shown=max_samples_shown)
-            if output.future_frames is not None:
-                output.future_frames = [[Image.fromarray(frame.numpy()) for frame in sample] for sample in output.future_frames]
-                output.mean_future_frames = [Image.fromarray(frame.numpy()) for frame in output.mean_future_frames]
-        elif output_type == "np":
-            output = output.to_numpy()
-        return output
 
 
 __all__ = ["DeltaWorldPipeline"]
