@@ -145,3 +145,27 @@ def test_hub_id_reads_the_cached_snapshot(lerobot_root, tmp_path, monkeypatch):
     assert len(list(clips)) == len(EPISODE_LENGTHS)
     with pytest.raises(LeRobotLayoutError, match="someorg/not-cached"):
         load_lerobot_metadata("someorg/not-cached")
+
+
+def test_lerobot_dataset_trains_deltaworld_through_the_training_command(tmp_path):
+    """`deltatok-hf train-deltaworld --train_data <LeRobot folder>`: a few steps on a tiny random-weight model
+    (mechanics only: the losses are finite and the model is saved; no claim about quality)."""
+    from deltatok_hf import DeltaTokConfig, DeltaTokModel, DeltaWorldForForecasting
+    from deltatok_hf.cli import main as cli_main
+    from deltatok_hf.training import DeltaWorldTrainingArguments, build_clip_dataset
+
+    root = write_lerobot_dataset(tmp_path / "robot", (12, 9, 15, 7), fps=FPS, camera_keys=("observation.images.top",))
+    clips = build_clip_dataset(DeltaWorldTrainingArguments(train_data=str(root), num_frames=5, frame_size=32))
+    assert isinstance(clips, LeRobotClipDataset)
+    torch.manual_seed(0)
+    DeltaTokModel(DeltaTokConfig.tiny()).save_pretrained(tmp_path / "tokenizer")
+    output_dir = tmp_path / "world"
+    code = cli_main([
+        "train-deltaworld", "--train_data", str(root), "--num_frames", "5", "--frame_size", "32",
+        "--tokenizer", str(tmp_path / "tokenizer"), "--train_batch_size", "2", "--num_samples_train", "2",
+        "--max_train_steps", "3", "--checkpointing_steps", "100", "--output_dir", str(output_dir),
+    ])  # fmt: skip
+    assert code == 0
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    assert summary["global_step"] == 3 and all(torch.isfinite(torch.tensor(list(summary["losses"].values()))))
+    DeltaWorldForForecasting.from_pretrained(output_dir)

@@ -21,8 +21,10 @@ def build_clip_dataset(arguments: DataArguments, num_frames: int | None = None):
     The training clips named by `arguments.train_data`:
 
     - `synthetic`: `SyntheticMultimodalMotion` (map-style; items are a pure function of `(seed, index)`);
-    - anything else (a video folder or file, a saved or Hub dataset): a `VideoClipDataset` (iterable; a random clip and
-      `RandomResizedCropVideo` crop per video, seeded by `(seed, epoch, video)`, `clips_per_video` per epoch).
+    - a LeRobot v3 folder or Hub dataset id (`meta/info.json`): a `LeRobotClipDataset`, clips never crossing an episode;
+    - anything else (a video folder or file, a folder of WebDataset tars or parquet shards, a saved or Hub dataset): a
+      `VideoClipDataset` (iterable; a random clip and `RandomResizedCropVideo` crop per video, seeded by
+      `(seed, epoch, video)`, `clips_per_video` per epoch).
 
     `num_frames` overrides `arguments.num_frames`.
     """
@@ -40,16 +42,19 @@ def build_clip_dataset(arguments: DataArguments, num_frames: int | None = None):
             seed=arguments.seed,
         )
     min_gap, max_gap = arguments.time_stride_range
-    return data.VideoClipDataset(
-        data.load_video_dataset(arguments.train_data),
-        num_frames=num_frames,
-        num_clips_per_video=arguments.clips_per_video,
-        min_gap=min_gap,
-        max_gap=max_gap,
-        transform=data.RandomResizedCropVideo(arguments.frame_size),
-        shuffle=True,
-        seed=arguments.seed,
-    )
+    clip_arguments = {
+        "num_frames": num_frames,
+        "num_clips_per_video": arguments.clips_per_video,
+        "min_gap": min_gap,
+        "max_gap": max_gap,
+        "transform": data.RandomResizedCropVideo(arguments.frame_size),
+        "shuffle": True,
+        "seed": arguments.seed,
+    }
+    if data.is_lerobot_dataset(arguments.train_data):
+        # Clips inside one episode of the dataset's camera (one with several cameras asks for a camera key).
+        return data.LeRobotClipDataset(arguments.train_data, **clip_arguments)
+    return data.VideoClipDataset(data.load_video_dataset(arguments.train_data), **clip_arguments)
 
 
 def collate_training_clips(items: list[dict]) -> dict:
