@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 from transformers import DINOv3ViTModel, PreTrainedModel
 from transformers import initialization as init
@@ -310,8 +311,10 @@ class DeltaTokRGBDecoder(DeltaTokRGBDecoderPreTrainedModel):
             hidden = layer(hidden, **kwargs)  # (batch_size, 1 + num_patches, hidden_size)
         tiles = self.pixel_projection(self.norm(hidden))[:, 1:]  # (batch_size, num_patches, patch * patch * 3)
         # Each tile is laid out (tile row, tile column, channel), as in the official unpatchify.
-        pixels = tiles.reshape(batch_size, rows, columns, patch, patch, 3).permute(0, 5, 1, 3, 2, 4)
-        pixels = pixels.reshape(batch_size, 3, rows * patch, columns * patch)  # (batch_size, 3, height, width)
+        pixels = rearrange(
+            tiles, "batch (rows columns) (tile_row tile_column channel) -> batch channel (rows tile_row) (columns tile_column)",
+            rows=rows, tile_row=patch, tile_column=patch, channel=3,
+        )  # fmt: skip  (batch_size, 3, height, width)
         mean = torch.tensor(self.config.image_mean, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
         std = torch.tensor(self.config.image_std, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
         pixels = pixels * std + mean  # ImageNet de-normalisation: RGB on 0..1, not clamped (as official)
