@@ -17,6 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import write_test_video
+
 from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
 from deltatok_hf.cli import build_parser
 from deltatok_hf.cli import main as cli_main
@@ -222,9 +224,8 @@ def test_square_crops_and_label_halves_match_the_official_layout():
 
 
 def _benchmark_config(tmp_path, model_dir, **options) -> ForecastEvaluationConfig:
-    return ForecastEvaluationConfig(
-        model=str(model_dir), num_samples=4, size=64, output_dir=str(tmp_path / "eval"), **options
-    )
+    options = {"num_samples": 4, "size": 64, **options}
+    return ForecastEvaluationConfig(model=str(model_dir), output_dir=str(tmp_path / "eval"), **options)
 
 
 def _run_benchmark(tmp_path, model_dir, **options) -> tuple[dict, str]:
@@ -304,6 +305,20 @@ def test_benchmark_on_synthetic_reports_feature_scores_and_mode_coverage(tmp_pat
     assert 0.0 < result["mode_coverage"] <= 1.0
     assert "mode_coverage" not in report["results"]["context_4_horizon_1"]
     assert "mIoU" not in markdown and "Mode coverage" in markdown and "present" not in markdown.split("## ")[1]
+
+
+def test_benchmark_on_a_video_folder_scores_feature_space_with_two_square_crops(tmp_path, tiny_model_dir):
+    # 25 frames at 10 fps, 48 x 64: 7 frames 0.2 s (2 frames) apart around the middle; two overlapping crops at 32.
+    frames = [_frame(48, 64, seed) for seed in range(25)]
+    (tmp_path / "videos").mkdir()
+    write_test_video(tmp_path / "videos" / "clip.mp4", frames, fps=10)
+    report, markdown = _run_benchmark(
+        tmp_path, tiny_model_dir, dataset="videos", data_root=str(tmp_path / "videos"), size=32, horizons=[2]
+    )
+    assert report["num_windows"] == 1 and report["task"] is None and report["time_stride_seconds"] == 0.2
+    steps = report["results"]["context_4_horizon_2"]["steps"]
+    assert steps["2"]["copy_last"]["smooth_l1"] > 0.0 and "mean_iou" not in steps["2"]["best_of_n"]
+    assert "present" not in markdown.split("## ")[1]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -379,7 +379,8 @@ class KITTIWindows(LabelledWindows):
 
 class VideoFolderWindows(torch.utils.data.Dataset):
     """One window per video of a folder (searched recursively): `num_frames` frames `time_stride_seconds` apart around
-    the middle of the video (the official default for unlabelled validation videos, `compute_middle_frame_indices`).
+    the middle of the video (the official default for unlabelled validation videos, `compute_middle_frame_indices`;
+    0.2 s when unset).
     """
 
     def __init__(
@@ -387,9 +388,11 @@ class VideoFolderWindows(torch.utils.data.Dataset):
         root: str | Path,
         num_frames: int = _DEFAULT_NUM_FRAMES,
         frame_size: int = BENCHMARK_FRAME_SIZE,
-        time_stride_seconds: float = VIDEO_FOLDER_TIME_STRIDE_SECONDS,
+        time_stride_seconds: float | None = None,
         max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ):
+        if time_stride_seconds is None:
+            time_stride_seconds = VIDEO_FOLDER_TIME_STRIDE_SECONDS
         check_positive_integer("num_frames", num_frames)
         check_positive_integer("frame_size", frame_size)
         check_positive_number("time_stride_seconds", time_stride_seconds)

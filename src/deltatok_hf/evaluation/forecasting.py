@@ -96,9 +96,11 @@ def build_evaluation_dataset(config: ForecastEvaluationConfig) -> torch.utils.da
             seed=config.seed,
         )
     elif config.dataset == "videos":
-        stride = config.time_stride_seconds or DEFAULT_TIME_STRIDE_SECONDS["videos"]
         dataset = VideoFolderWindows(
-            config.data_root, num_frames=num_frames, frame_size=config.size, time_stride_seconds=stride
+            config.data_root,
+            num_frames=num_frames,
+            frame_size=config.size,
+            time_stride_seconds=config.time_stride_seconds,
         )
     else:
         dataset = build_labelled_dataset(
@@ -170,7 +172,10 @@ def task_statistics(predictions: torch.Tensor, labels: torch.Tensor, task: str, 
             for index, (prediction, label) in enumerate(zip(predictions, labels))
         ]
         return torch.stack([torch.from_numpy(confusion) for confusion in confusions])
-    errors = [depth_squared_error(prediction, label, index=index) for index, (prediction, label) in enumerate(zip(predictions, labels))]
+    errors = [
+        depth_squared_error(prediction, label, index=index)
+        for index, (prediction, label) in enumerate(zip(predictions, labels))
+    ]
     return torch.tensor(errors, dtype=torch.float64)
 
 
