@@ -5,14 +5,14 @@
 runs alone (`DistributedType.NO`, both rank 0). examples/README.md gives the command and config that run FSDP on GPUs.
 torch's FSDP2 itself does shard on a CPU device mesh over gloo, so this test runs this file under `torchrun` as a
 2-process worker: the attention of every predictor block and the root are `fully_shard`ed (parameters become DTensor
-shards; why the attention and not the whole block is said in `worker`), the
-optimizer is `deltatok_hf.training.build_optimizer` over the sharded parameters (the same AdamW groups and warm-up as
-the training commands), and each rank trains on its half of every batch of cached-token-shaped inputs.
+shards; `worker` says why the attention and not the whole block), the optimizer is
+`deltatok_hf.training.build_optimizer` over the sharded parameters (the same AdamW groups and warm-up as the training
+commands), and each rank trains on its half of every batch of cached-token-shaped inputs.
 
 Asserted: the parameters really are sharded, both ranks end with the same full weights, and the losses of every step
-and the gradients of the first match a single-process run on the whole batches within float tolerance. The predictor is the deterministic one (one learned
-query) so that no noise draw differs between one and two processes; Best-of-Many adds only a per-rank noise draw to
-the same computation. Random weights, random tokens: mechanics, not quality.
+and the gradients of the first match a single-process run on the whole batches within float tolerance. The predictor
+is the deterministic one (one learned query) so that no noise draw differs between one and two processes; Best-of-Many
+adds only a per-rank noise draw to the same computation. Random weights, random tokens: mechanics, not quality.
 """
 
 import argparse

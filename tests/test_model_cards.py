@@ -2,6 +2,7 @@
 `model_cards/`, the bundled demo model's, and those written by the training commands and the converter; the templates
 are package data that a wheel install finds."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -140,3 +141,20 @@ def test_a_wheel_ships_the_templates_and_finds_them_when_installed(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().split(",") == template_names()
+
+
+@pytest.mark.slow  # two tiny training stages in a subprocess (~20-40 s on 2 cores)
+def test_card_written_by_the_demo_model_script_validates(tmp_path):
+    output = tmp_path / "demo_model"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_demo_model.py"), "--output_dir", str(output), "--work_dir",
+         str(tmp_path / "work"), "--frame_size", "32", "--tokenizer_steps", "2", "--world_steps", "2", "--batch_size",
+         "2", "--num_synthetic_videos", "4", "--clip_views", "2", "--num_samples_train", "2"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    metadata = check_card_metadata(output / "README.md")
+    assert metadata["pipeline_tag"] == "other" and "not-for-evaluation" in metadata["tags"]
+    # The committed card says what the script now writes, header included.
+    assert metadata == check_card_metadata(DEMO_CARD)

@@ -4,6 +4,9 @@
     deltatok-hf demo [--out DIR]
     deltatok-hf convert --deltatok PATH --deltaworld PATH --weights PATH --output DIR [--preset vitb|tiny]
     deltatok-hf evaluate --model PATH_OR_ID --dataset vspw|cityscapes|kitti|videos|synthetic --output-dir DIR [...]
+    deltatok-hf train-deltatok --train_data DIR_OR_ID --output_dir DIR [--model_config tiny|vitb ...]
+    deltatok-hf train-deltaworld --train_data DIR_OR_ID | --token_cache DIR --output_dir DIR [...]
+    deltatok-hf cache-tokens --train_data DIR_OR_ID --tokenizer DIR_OR_ID --output_dir DIR [...]
 """
 
 from __future__ import annotations
