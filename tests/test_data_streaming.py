@@ -83,7 +83,8 @@ def test_webdataset_tars_of_videos_give_clips(webdataset_folder):
     assert all(clip["frames"].shape == (4, 3, 32, 48) for clip in clips)
     streamed = load_video_dataset(webdataset_folder, streaming=True)
     assert streamed.n_shards == NUM_SHARDS
-    assert {clip["video_id"] for clip in VideoClipDataset(streamed, num_frames=4, id_column="__key__", seed=0)} == all_video_ids()
+    # Without `id_column`, the sample keys name the clips.
+    assert {clip["video_id"] for clip in VideoClipDataset(streamed, num_frames=4, seed=0)} == all_video_ids()
 
 
 class WorkerTaggedClips(VideoClipDataset):

@@ -340,7 +340,8 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         transform (callable, *optional*): `(frames uint8 (T, 3, H, W)[, generator]) -> tensor`.
         video_column (`str`, *optional*): inferred when not given (see `infer_video_column`).
         id_column (`str`, *optional*, defaults to `"video_id"`): column used for `video_id` when
-            present; otherwise the file name, or the row number for bytes without a name.
+            present; otherwise a WebDataset `__key__`, the file name, or the row number for bytes
+            without a name.
         shuffle (`bool`, *optional*, defaults to `False`): shuffle the video order of a
             map-style dataset each epoch (streaming datasets: use `dataset.shuffle(...)`).
         seed (`int`, *optional*): base seed (see above).
@@ -418,6 +419,8 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
     def _video_id(self, example: dict, name: str | None, row: int | None) -> str:
         if self.id_column in example and example[self.id_column] is not None:
             return str(example[self.id_column])
+        if example.get("__key__") is not None:  # a WebDataset sample's key
+            return str(example["__key__"])
         if name:
             return name
         return f"row-{row}" if row is not None else "unknown"

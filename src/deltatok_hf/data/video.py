@@ -23,6 +23,7 @@ import functools
 import importlib.util
 import io
 import itertools
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -374,11 +375,21 @@ def decode_video(
 @dataclass
 class _Timing:
     """Frame times of a video: `times` `(num_frames,)` float64 seconds from the stream start
-    (sorted), the stream start in absolute seconds, and the average frame rate."""
+    (sorted), the stream start in absolute seconds, the average frame rate, and, when every packet
+    had a pts, the packet index `(pts, duration, is_keyframe)` in pts order that torchcodec
+    accepts as `custom_frame_mappings` (sparing it a second scan of the file)."""
 
     times: torch.Tensor
     start_seconds: float
     fps: float
+    packets: list[tuple[int, int, bool]] | None = None
+
+    def frame_mappings(self) -> str | None:
+        """The packet index as the JSON of `ffprobe -show_frames` that torchcodec reads."""
+        if self.packets is None:
+            return None
+        frames = [{"pts": pts, "duration": duration, "key_frame": int(key)} for pts, duration, key in self.packets]
+        return json.dumps({"frames": frames})
 
 
 def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
@@ -391,7 +402,7 @@ def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
     import av
 
     with _PyAVVideo(checked, name) as video:
-        pts_values = []
+        packets = []  # (pts, duration, is_keyframe)
         complete = True
         try:
             for packet in video.container.demux(video.stream):
@@ -400,18 +411,29 @@ def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
                 if packet.pts is None:
                     complete = False
                     break
-                pts_values.append(packet.pts)
+                packets.append((packet.pts, packet.duration or 0, bool(packet.is_keyframe)))
         except av.FFmpegError as error:
             raise VideoDecodeError(f"Could not read video {name} ({error}).") from error
-        if not complete:
+        if complete:
+            packets.sort()
+            pts_values = [pts for pts, _, _ in packets]
+        else:
             video.seek(0.0)
-            pts_values = [frame.pts if frame.pts is not None else frame.dts for frame in video.frames()]
+            pts_values = sorted(frame.pts if frame.pts is not None else frame.dts for frame in video.frames())
+            packets = None
         if not pts_values:
             raise VideoDecodeError(f"Video {name} has no frames.")
-        seconds = sorted(video.seconds(pts) for pts in pts_values)
+        seconds = [video.seconds(pts) for pts in pts_values]
         start_seconds = float(video.start_pts * video.time_base)
         fps = video.fps
-    return _Timing(times=torch.tensor(seconds, dtype=torch.float64), start_seconds=start_seconds, fps=fps)
+    if packets is not None and any(duration <= 0 for _, duration, _ in packets):
+        # Containers without packet durations: each frame lasts until the next (the last as long as the one before).
+        gaps = [following - pts for pts, following in zip(pts_values, pts_values[1:])]
+        gaps.append(gaps[-1] if gaps else 1)
+        packets = [(pts, duration if duration > 0 else gap, key) for (pts, duration, key), gap in zip(packets, gaps)]
+    return _Timing(
+        times=torch.tensor(seconds, dtype=torch.float64), start_seconds=start_seconds, fps=fps, packets=packets
+    )
 
 
 def read_timestamps(source: VideoSource, backend: str = "auto") -> torch.Tensor:
@@ -609,14 +631,18 @@ def probe_video(source: VideoSource) -> VideoInfo:
 # ----------------------------------------------------------------------------------------------
 
 
-def _torchcodec_decoder(source: Union[str, bytes], name: str, seek_mode: str = "exact"):
+def _torchcodec_decoder(source: Union[str, bytes], name: str, frame_mappings: str | None = None):
     from torchcodec.decoders import VideoDecoder
 
+    # Frame-accurate either way: "exact" scans the packets on opening; given mappings (our own scan),
+    # torchcodec skips that. ("approximate" would turn times into indices with the header's frame
+    # rate, which picks wrong frames in variable-frame-rate videos.)
+    mode = {"custom_frame_mappings": frame_mappings} if frame_mappings is not None else {"seek_mode": "exact"}
     try:
-        decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode=seek_mode)
+        decoder = VideoDecoder(source, dimension_order="NHWC", **mode)
     except (RuntimeError, ValueError, OSError) as error:
         raise VideoDecodeError(f"Could not open video {name} with torchcodec ({error}).") from error
-    if seek_mode == "exact" and len(decoder) == 0:
+    if len(decoder) == 0:
         raise VideoDecodeError(f"Video {name} has no frames.")
     begin = getattr(decoder.metadata, "begin_stream_seconds", None) or 0.0
     fps = float(getattr(decoder.metadata, "average_fps", None) or 0.0)
@@ -629,16 +655,14 @@ def _read_frames_torchcodec(
     """
     Decode the frames at `wanted` (exact frame times from `timing`, any order, repeats allowed).
 
-    In "exact" mode torchcodec scans the packets on opening and numbers the frames in pts order,
-    as `timing.times` does, so frames are asked for by index (asking by time would need a time
-    strictly inside each frame's display interval, which the last frame of some files lacks).
-    "approximate" mode would turn times into indices with the header's frame rate, which picks
-    wrong frames in variable-frame-rate videos. The returned frame times are checked: torchcodec
-    must give exactly the frames asked for.
+    torchcodec numbers the frames in pts order, as `timing.times` does, so frames are asked for by
+    index (asking by time would need a time strictly inside each frame's display interval, which
+    the last frame of some files lacks). The returned frame times are checked: torchcodec must give
+    exactly the frames asked for.
     """
     unique_times, inverse = torch.unique(wanted, sorted=True, return_inverse=True)  # (num_unique,), (num_times,)
     indices = torch.searchsorted(timing.times, unique_times).clamp(max=timing.times.numel() - 1)  # (num_unique,)
-    decoder, _, _ = _torchcodec_decoder(checked, name, seek_mode="exact")
+    decoder, _, _ = _torchcodec_decoder(checked, name, timing.frame_mappings())
     try:
         batch = decoder.get_frames_at(indices=indices.tolist())
     except (RuntimeError, IndexError, ValueError) as error:
@@ -651,7 +675,11 @@ def _read_frames_torchcodec(
             f"torchcodec returned the frame at {float(returned[index]):.6f} s of video {name} when asked "
             f"for the frame at {float(unique_times[index]):.6f} s (inaccurate seeking in this container)."
         )
-    frames = batch.data[inverse]  # (num_times, height, width, 3)
+    if torch.equal(inverse, torch.arange(inverse.numel())):
+        frames = batch.data  # (num_times, height, width, 3): the times were sorted and distinct
+    else:
+        # numpy's row gather: torch's uint8 advanced indexing was several times slower here.
+        frames = torch.from_numpy(batch.data.numpy()[inverse.numpy()])  # (num_times, height, width, 3)
     return DecodedVideo(frames=frames.contiguous(), timestamps=unique_times[inverse], fps=timing.fps)
 
 
