@@ -19,6 +19,7 @@ import torch
 
 from ..models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
 from ..models.rgb_decoder.modeling_rgb_decoder import sincos_position_table
+from .heads import load_official_head_state_dict
 from .official import ConversionReport, load_state_dict_file
 
 POSITION_TABLE_KEY = "decoder_pos_embed"
@@ -156,15 +157,8 @@ def convert_official_rgb_decoder(
         `(decoder, report)`: the decoder in eval mode and a [`ConversionReport`] (official key -> our key, unmatched,
         shape mismatches, missing).
     """
-    if isinstance(checkpoint_path_or_state_dict, dict):
-        state_dict = dict(checkpoint_path_or_state_dict)
-    elif isinstance(checkpoint_path_or_state_dict, (str, os.PathLike)):
-        state_dict = load_state_dict_file(checkpoint_path_or_state_dict)
-    else:
-        raise TypeError(
-            "`checkpoint_path_or_state_dict` must be a path or a state dict, got "
-            f"{type(checkpoint_path_or_state_dict).__name__}."
-        )
+    # The task heads' reader: safetensors or a tensors-only pickle, `{"state_dict": ...}` unwrapped, tensors checked.
+    state_dict = load_official_head_state_dict(checkpoint_path_or_state_dict)
     if config is None:
         config = _config_from_state_dict(state_dict, config_kwargs)
     elif config_kwargs:
