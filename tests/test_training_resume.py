@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from deltatok_hf import DeltaTokConfig, DeltaTokModel
 from deltatok_hf.training import CacheTokensArguments, cache_delta_tokens, resolve_resume_checkpoint
+from test_training import tokenizer_dir  # noqa: F401  (the module-scoped fixture: a saved random tiny DeltaTok)
 
 pytestmark = pytest.mark.slow
 
@@ -62,14 +61,6 @@ def kill_when(process: subprocess.Popen, log: Path, condition, what: str) -> Non
         time.sleep(0.001)
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tokenizer")
-    torch.manual_seed(0)
-    DeltaTokModel(DeltaTokConfig.tiny()).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,10 @@ from .cards import (
     PIPELINE_TAGS,
     build_card_data,
     check_card_metadata,
+    command_line,
     hub_repo_id,
     render_model_card,
+    render_training_card,
     template_names,
 )
 from .checkpointing import (
@@ -59,9 +61,10 @@ from .deltaworld import (
     compute_loss_from_tokens,
     train_deltaworld,
 )
-from .loop import build_accelerator, finish_run, train
+from .loop import build_accelerator, end_run, finish_run, start_run, train
 from .optim import (
     DECAY_MODULE_TYPES,
+    apply_training_options,
     DELTATOK_PARTS,
     DELTAWORLD_PARTS,
     build_lr_scheduler,
@@ -92,6 +95,7 @@ __all__ = [
     "TrainerState",
     "TrainingArguments",
     "TrainingRecipe",
+    "apply_training_options",
     "arguments_from_namespace",
     "benchmark_token_cache",
     "build_accelerator",
@@ -108,10 +112,12 @@ __all__ = [
     "check_card_metadata",
     "collate_token_rows",
     "collate_training_clips",
+    "command_line",
     "compute_deltatok_loss",
     "compute_loss_from_frames",
     "compute_loss_from_tokens",
     "encode_clip_batch",
+    "end_run",
     "finish_run",
     "freeze_parameters",
     "get_recipe",
@@ -126,10 +132,12 @@ __all__ = [
     "register_pretrained_checkpoint_hooks",
     "remove_incomplete_checkpoints",
     "render_model_card",
+    "render_training_card",
     "resolve_config",
     "resolve_resume_checkpoint",
     "save_checkpoint",
     "set_base_learning_rate",
+    "start_run",
     "template_names",
     "train",
     "train_deltatok",

@@ -8,6 +8,8 @@ checks what the Hub would need offline: the YAML header parses, and `license`, `
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +54,36 @@ def build_card_data(
         tags=list(tags),
         base_model=base_model,
         datasets=list(datasets) if datasets else None,
+    )
+
+
+def command_line() -> str:
+    """The command that started this process, for model cards (`accelerate launch` is implied for multi-process)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def render_training_card(arguments, summary: dict, base_model: str | None, train_data: str | None, **template_kwargs):
+    """
+    The `README.md` of a model trained by `train-deltatok` / `train-deltaworld`: template `<model_type>_template.md`,
+    the model type's pipeline tag, and `base_model` / `datasets` only where they are Hub ids (a local folder or
+    synthetic data names nothing a reader could follow).
+    """
+    model_type = arguments.model_type
+    dataset = hub_repo_id(train_data)
+    card_data = build_card_data(
+        model_type,
+        tags=[model_type, "video", "world-model"],
+        base_model=hub_repo_id(base_model),
+        datasets=[dataset] if dataset else None,
+    )
+    return render_model_card(
+        f"{model_type}_template.md",
+        card_data,
+        model_name=arguments.hub_model_id or {"deltatok": "DeltaTok", "deltaworld": "DeltaWorld"}[model_type],
+        args=vars(arguments),
+        summary=summary,
+        command=command_line(),
+        **template_kwargs,
     )
 
 
@@ -125,7 +157,9 @@ __all__ = [
     "REQUIRED_CARD_KEYS",
     "build_card_data",
     "check_card_metadata",
+    "command_line",
     "hub_repo_id",
     "render_model_card",
+    "render_training_card",
     "template_names",
 ]

@@ -8,19 +8,15 @@ written by `deltatok-hf cache-tokens`: neither runs). Best-of-Many training (off
 
 from __future__ import annotations
 
-import logging
-
 from torch import nn
 
 from ..models import DeltaTokModel, DeltaWorldForForecasting
 from .arguments import DeltaWorldTrainingArguments
-from .cards import build_card_data, hub_repo_id, render_model_card
+from .cards import render_training_card
 from .data import build_clip_dataset, collate_token_rows, load_token_cache, read_cache_info
-from .loop import build_accelerator, command_line, configure_logging, finish_run, train
-from .optim import DELTAWORLD_PARTS, freeze_parameters
+from .loop import end_run, start_run, train
+from .optim import DELTAWORLD_PARTS, apply_training_options
 from .recipes import resolve_config
-
-logger = logging.getLogger(__name__)
 
 
 class CallCounter:
@@ -71,11 +67,7 @@ def build_deltaworld_model(arguments: DeltaWorldTrainingArguments) -> DeltaWorld
         if tokenizer is not None:
             model.tokenizer.load_state_dict(tokenizer.state_dict())
     model.tokenizer.requires_grad_(False)
-    if arguments.freeze:
-        frozen = freeze_parameters(model, arguments.freeze, DELTAWORLD_PARTS)
-        logger.info(f"Froze {len(frozen)} parameter tensors ({', '.join(arguments.freeze)})")
-    if arguments.gradient_checkpointing:
-        model.activation_checkpointing_enable()
+    apply_training_options(model, arguments.freeze, arguments.gradient_checkpointing, DELTAWORLD_PARTS)
     return model
 
 
@@ -87,34 +79,9 @@ def compute_loss_from_tokens(model, batch: dict):
     return model(delta_tokens=batch["delta_tokens"], timestamps=batch["timestamps"]).loss
 
 
-def deltaworld_model_card(arguments: DeltaWorldTrainingArguments, summary: dict, tokenizer: str | None):
-    """The `README.md` of a trained predictor (template `deltaworld_template.md`)."""
-    dataset = None if arguments.token_cache else hub_repo_id(arguments.train_data)
-    card_data = build_card_data(
-        "deltaworld",
-        tags=["deltaworld", "video", "world-model"],
-        base_model=hub_repo_id(arguments.init_from or tokenizer),
-        datasets=[dataset] if dataset else None,
-    )
-    return render_model_card(
-        "deltaworld_template.md",
-        card_data,
-        model_name=arguments.hub_model_id or "DeltaWorld",
-        args=vars(arguments),
-        tokenizer=tokenizer or arguments.init_from or f"random init ({arguments.model_config})",
-        summary=summary,
-        command=command_line(),
-    )
-
-
 def train_deltaworld(arguments: DeltaWorldTrainingArguments) -> dict:
     """Train, save the model, `train_summary.json` and the model card to `arguments.output_dir`; returns the summary."""
-    from accelerate.utils import set_seed
-
-    configure_logging()
-    accelerator = build_accelerator(arguments)
-    logger.info(accelerator.state)
-    set_seed(arguments.seed)
+    accelerator = start_run(arguments)
     model = build_deltaworld_model(arguments)
     # Counts every call of the frozen backbone and of the first encoder block (reported in train_summary.json).
     counter = CallCounter(backbone=model.tokenizer.backbone, encoder=model.tokenizer.encoder_blocks[0])
@@ -131,12 +98,15 @@ def train_deltaworld(arguments: DeltaWorldTrainingArguments) -> dict:
         use_best_of_many=model.config.use_best_of_many,
         num_samples_train=model.config.num_samples_train,
     )
-    if accelerator.is_main_process:
-        card = deltaworld_model_card(arguments, summary, tokenizer_source(arguments))
-        finish_run(arguments, summary, card)
-        logger.info(f"Saved to {arguments.output_dir} after {summary['global_step']} steps; loss {summary['final_loss']}")
-    accelerator.end_training()
-    return summary
+    tokenizer = tokenizer_source(arguments)
+    card = lambda: render_training_card(  # noqa: E731
+        arguments,
+        summary,
+        base_model=arguments.init_from or tokenizer,
+        train_data=None if arguments.token_cache else arguments.train_data,
+        tokenizer=tokenizer or arguments.init_from or f"random init ({arguments.model_config})",
+    )
+    return end_run(arguments, accelerator, summary, card)
 
 
 __all__ = [
@@ -144,7 +114,6 @@ __all__ = [
     "build_deltaworld_model",
     "compute_loss_from_frames",
     "compute_loss_from_tokens",
-    "deltaworld_model_card",
     "tokenizer_source",
     "train_deltaworld",
 ]

@@ -10,8 +10,6 @@ on one CPU with a fixed seed it ends with the same weights, bit for bit, as a ru
 from __future__ import annotations
 
 import logging
-import shlex
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Callable
 import torch
 
 from .arguments import TrainingArguments
+from .cards import command_line
 from .checkpointing import (
     TRAINER_STATE_NAME,
     TrainerState,
@@ -61,9 +60,25 @@ def build_accelerator(arguments: TrainingArguments, project_name: str | None = N
     return accelerator
 
 
-def command_line() -> str:
-    """The command that started this process, for model cards (`accelerate launch` is implied for multi-process)."""
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+def start_run(arguments: TrainingArguments):
+    """What every training command does first: logging, the `Accelerator`, the seed. Returns the accelerator."""
+    from accelerate.utils import set_seed
+
+    configure_logging()
+    accelerator = build_accelerator(arguments)
+    logger.info(accelerator.state)
+    set_seed(arguments.seed)
+    return accelerator
+
+
+def end_run(arguments: TrainingArguments, accelerator, summary: dict, model_card: Callable[[], object]) -> dict:
+    """What every training command does last: on the main process the summary and the card (`model_card()`), which
+    `finish_run` writes (and pushes); then the trackers are closed. Returns `summary`."""
+    if accelerator.is_main_process:
+        finish_run(arguments, summary, model_card())
+        logger.info(f"Saved to {arguments.output_dir} after {summary['global_step']} steps; loss {summary['final_loss']}")
+    accelerator.end_training()
+    return summary
 
 
 def train(
@@ -240,4 +255,13 @@ def finish_run(arguments: TrainingArguments, summary: dict, card) -> None:
         )
 
 
-__all__ = ["SUMMARY_NAME", "build_accelerator", "command_line", "configure_logging", "finish_run", "train"]
+__all__ = [
+    "SUMMARY_NAME",
+    "build_accelerator",
+    "command_line",
+    "configure_logging",
+    "end_run",
+    "finish_run",
+    "start_run",
+    "train",
+]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Iterable
 
 import torch
 from torch import nn
 from transformers import get_constant_schedule_with_warmup
+
+logger = logging.getLogger(__name__)
 
 # Modules whose `weight` gets weight decay (official `configure_optimizers`); every other trainable parameter (biases,
 # LayerNorm weights, embeddings, LayerScale) goes to the no-decay group.
@@ -94,6 +97,18 @@ def freeze_parameters(model: nn.Module, parts: Iterable[str], named_parts: dict[
     return frozen
 
 
+def apply_training_options(
+    model: nn.Module, freeze: list[str], gradient_checkpointing: bool, named_parts: dict[str, tuple[str, ...]]
+) -> list[str]:
+    """`--freeze` (named parts or prefixes) and `--gradient_checkpointing` on a model about to be trained."""
+    frozen = freeze_parameters(model, freeze, named_parts) if freeze else []
+    if frozen:
+        logger.info(f"Froze {len(frozen)} parameter tensors ({', '.join(freeze)})")
+    if gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    return frozen
+
+
 def parameter_checksum(model: nn.Module, trainable_only: bool = True) -> str:
     """
     SHA-256 over the bytes of the parameters (by sorted name): equal on every rank after a data-parallel run.
@@ -113,6 +128,7 @@ def parameter_checksum(model: nn.Module, trainable_only: bool = True) -> str:
 
 __all__ = [
     "DECAY_MODULE_TYPES",
+    "apply_training_options",
     "DELTATOK_PARTS",
     "DELTAWORLD_PARTS",
     "build_lr_scheduler",
