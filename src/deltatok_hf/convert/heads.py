@@ -7,7 +7,6 @@ whose sizes are read off the tensors.
 """
 
 import os
-from pathlib import Path
 
 import torch
 
@@ -17,7 +16,7 @@ from ..models.heads import (
     DeltaTokSegmentationHead,
     DeltaTokSegmentationHeadConfig,
 )
-
+from .official import load_state_dict_file
 
 HEAD_KINDS = {
     "segmentation": (DeltaTokSegmentationHeadConfig, DeltaTokSegmentationHead),
@@ -29,19 +28,15 @@ OPTIONAL_KEYS = ("bn.num_batches_tracked",)
 
 
 def load_official_head_state_dict(checkpoint_path_or_state_dict: str | os.PathLike | dict) -> dict:
-    """Read an official head checkpoint (`.bin`/`.pt`/`.pth` via `torch.load(weights_only=True)`, or `.safetensors`)."""
+    """
+    Read an official head checkpoint (`.bin`/`.pt`/`.pth` via `torch.load(weights_only=True)`, or `.safetensors`) with
+    [`load_state_dict_file`]: a pickle that needs more than tensors is refused with `UnsafeCheckpointError`.
+    """
     if isinstance(checkpoint_path_or_state_dict, dict):
         state_dict = checkpoint_path_or_state_dict
     elif isinstance(checkpoint_path_or_state_dict, (str, os.PathLike)):
-        path = Path(checkpoint_path_or_state_dict)
-        if not path.is_file():
-            raise ValueError(f"Head checkpoint {str(path)!r} is not a file.")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state_dict = load_file(str(path), device="cpu")
-        else:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        # The one safe reader of the package: safetensors, or a pickle refused unless it holds only tensors.
+        state_dict = load_state_dict_file(checkpoint_path_or_state_dict)
     else:
         raise TypeError(
             "`checkpoint_path_or_state_dict` must be a path or a state dict, got "

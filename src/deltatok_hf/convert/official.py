@@ -14,6 +14,7 @@ The official code (github.com/amazon-far/deltatok) saves plain state dicts:
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,21 +49,56 @@ class ConversionReport:
         return "\n".join(lines)
 
 
+class UnsafeCheckpointError(ValueError):
+    """A pickled checkpoint that holds more than tensors: loading it could run arbitrary code, so it is refused."""
+
+
+def _restricted_torch_load(path: Path):
+    """`torch.load(weights_only=True)`; a pickle that needs any other object (e.g. `os.system`) is refused, unrun."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message suggests retrying with weights_only=False, which is exactly what must not happen here.
+        lines = [line.strip() for line in str(error).splitlines()]
+        reason = next((line for line in lines if line.startswith(("Trying to load unsupported", "Unsupported"))), lines[-1])
+        raise UnsafeCheckpointError(
+            f"Refused to load {path}: it is a pickle that needs Python objects other than tensors ({reason}). "
+            "Unpickling it could run arbitrary code, so it was not loaded. If you trust its source, re-save its "
+            "tensors as .safetensors in a separate environment and convert that file."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
+
+
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a `.bin`/`.pt`/`.pth`/`.ckpt` pickle (with `weights_only=True`) or a `.safetensors` file."""
+    """
+    Read a `.safetensors` file, or a `.bin`/`.pt`/`.pth`/`.ckpt` pickle with `torch.load(weights_only=True)`.
+
+    Raises:
+        UnsafeCheckpointError (a `ValueError`): the pickle needs objects other than tensors and plain containers
+            (its code is never run).
+        ValueError: no such file, an unreadable file, or a file that does not hold a state dict of tensors.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Checkpoint file not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state_dict = load_file(str(path))
+        try:
+            state_dict = load_file(str(path), device="cpu")
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a valid safetensors file: {error}") from error
     else:
-        state_dict = torch.load(str(path), map_location="cpu", weights_only=True)
+        state_dict = _restricted_torch_load(path)
     if isinstance(state_dict, dict) and "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
         state_dict = state_dict["state_dict"]  # Lightning checkpoint
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors.")
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"{path} does not hold a state dict of tensors (it holds a {type(state_dict).__name__}).")
+    not_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f"{path} does not hold a state dict of tensors; these entries are not tensors: {not_tensors[:10]}.")
     return state_dict
 
 
@@ -203,11 +239,9 @@ def convert_official_checkpoint(
         converted, report = convert_official_state_dict(tokenizer_state, model, target, report)
         state_dict.update(converted)
     if strict and (report.unmatched or report.shape_mismatches):
-        raise ValueError(
-            "Official checkpoint does not fit the model:\n"
-            + "\n".join(f"  unmatched: {key}" for key in report.unmatched)
-            + "\n".join(f"  shape: {item}" for item in report.shape_mismatches)
-        )
+        problems = [f"  unmatched: {key}" for key in report.unmatched]
+        problems += [f"  shape: {item}" for item in report.shape_mismatches]
+        raise ValueError("Official checkpoint does not fit the model:\n" + "\n".join(problems))
     incompatible = model.load_state_dict(state_dict, strict=False)
     report.missing = list(incompatible.missing_keys)
     if output_dir is not None:
@@ -248,6 +282,7 @@ def _write_conversion_card(output_dir, model, sources: dict, report: ConversionR
 
 __all__ = [
     "ConversionReport",
+    "UnsafeCheckpointError",
     "convert_official_checkpoint",
     "convert_official_state_dict",
     "load_state_dict_file",

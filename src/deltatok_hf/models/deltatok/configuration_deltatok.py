@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import DINOv3ViTConfig, PretrainedConfig
 
 # The DINOv3 ViT-B/16 configuration (facebook/dinov3-vitb16-pretrain-lvd1689m). The paper's backbone,
@@ -36,7 +39,54 @@ RECONSTRUCTION_LOSSES = ("mse", "log_cosh")
 ROLLOUT_MODES = ("closed_loop", "parallel")
 
 
-class DeltaTokConfig(PretrainedConfig):
+# Value checks shared by every config of the package. A config is checked when it is built, which is also when a
+# `config.json` is loaded (`from_dict` calls the constructor), so a bad file fails before any weight is read.
+def check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def check_non_negative_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+
+
+def check_finite_number(name: str, value: object, minimum: float | None = None, strict: bool = True) -> None:
+    """A finite real number, optionally `> minimum` (`strict`) or `>= minimum`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"`{name}` must be {'>' if strict else '>='} {minimum}, got {value!r}.")
+
+
+def check_positive_float(name: str, value: object) -> None:
+    check_finite_number(name, value, minimum=0)
+
+
+def check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+
+
+class DeltaTokCheckedConfigMixin:
+    """
+    Runs `check_values()` once more after `from_pretrained` / `from_dict` applied keyword overrides: transformers sets
+    those with `setattr` after the constructor, so without this `from_pretrained(path, num_samples_train=0)` would
+    slip through.
+    """
+
+    def check_values(self) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        result = super().from_dict(config_dict, **kwargs)
+        config = result[0] if isinstance(result, tuple) else result
+        config.check_values()
+        return result
+
+
+class DeltaTokConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
     r"""
     Configuration of a [`DeltaTokModel`]: a frozen DINOv3 backbone plus the delta-token encoder and decoder.
 
@@ -124,7 +174,11 @@ class DeltaTokConfig(PretrainedConfig):
             if backbone_name_or_path is None:
                 backbone_name_or_path = DINOV3_VITB16_ID
         elif isinstance(backbone_config, dict):
-            backbone_config = DINOv3ViTConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
+            try:
+                backbone_config = DINOv3ViTConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
+            except StrictDataclassFieldValidationError as error:
+                # transformers' strict dataclass error is no ValueError/TypeError; name the nested field instead.
+                raise TypeError(f"backbone_config.{error.field}: {error.__cause__}") from error
         elif not isinstance(backbone_config, DINOv3ViTConfig):
             raise TypeError(
                 f"backbone_config must be a DINOv3ViTConfig or a dict, got {type(backbone_config).__name__}."
@@ -135,28 +189,8 @@ class DeltaTokConfig(PretrainedConfig):
                 f"hidden_size={hidden_size} does not match the backbone's hidden_size={backbone_config.hidden_size}; "
                 "the tokenizer width is always the backbone width."
             )
-        if backbone_config.hidden_size % backbone_config.num_attention_heads != 0:
-            raise ValueError(
-                f"backbone hidden_size={backbone_config.hidden_size} is not divisible by "
-                f"num_attention_heads={backbone_config.num_attention_heads}."
-            )
-        for name, value in (("num_encoder_layers", num_encoder_layers), ("num_decoder_layers", num_decoder_layers)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}.")
-        if rollout_mode not in ROLLOUT_MODES:
-            raise ValueError(f"rollout_mode must be one of {ROLLOUT_MODES}, got {rollout_mode!r}.")
-        if len(image_mean) != 3 or len(image_std) != 3:
-            raise ValueError(f"image_mean and image_std need 3 values (RGB), got {image_mean!r} and {image_std!r}.")
-        if any(s <= 0 for s in image_std):
-            raise ValueError(f"image_std values must be positive, got {image_std!r}.")
-        if rope_rescale is not None and rope_rescale < 1:
-            raise ValueError(f"rope_rescale must be >= 1, got {rope_rescale!r}.")
         if intermediate_size is None:
             intermediate_size = (2 * TEMPLATE_INTERMEDIATE_SIZE) // 3 if use_swiglu else TEMPLATE_INTERMEDIATE_SIZE
-        if intermediate_size < 1:
-            raise ValueError(f"intermediate_size must be positive, got {intermediate_size!r}.")
 
         self.backbone_config = backbone_config
         self.backbone_name_or_path = backbone_name_or_path
@@ -174,11 +208,61 @@ class DeltaTokConfig(PretrainedConfig):
         self.rope_theta = rope_theta
         self.use_rope_augmentation = use_rope_augmentation
         self.rope_rescale = rope_rescale
-        self.image_mean = list(image_mean)
-        self.image_std = list(image_std)
+        self.image_mean = image_mean
+        self.image_std = image_std
         self.reconstruction_loss = reconstruction_loss
         self.rollout_mode = rollout_mode
+        self.check_values()
+        self.image_mean = [float(value) for value in image_mean]
+        self.image_std = [float(value) for value in image_std]
         super().__init__(**kwargs)
+
+    def check_values(self) -> None:
+        """Raise `ValueError` naming the first field out of range (also the backbone's sizes the blocks copy)."""
+        backbone = self.backbone_config
+        for name in ("hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers"):
+            check_positive_int(f"backbone_config.{name}", getattr(backbone, name))
+        patch_size = backbone.patch_size
+        for value in patch_size if isinstance(patch_size, (list, tuple)) else (patch_size,):
+            check_positive_int("backbone_config.patch_size", value)
+        check_non_negative_int("backbone_config.num_register_tokens", backbone.num_register_tokens)
+        if backbone.hidden_size % backbone.num_attention_heads != 0:
+            raise ValueError(
+                f"backbone hidden_size={backbone.hidden_size} is not divisible by "
+                f"num_attention_heads={backbone.num_attention_heads}."
+            )
+        head_size = backbone.hidden_size // backbone.num_attention_heads
+        if head_size % 4 != 0:
+            # The 2-D patch RoPE gives a quarter of every head to each of (row, column) x (cos, sin).
+            raise ValueError(
+                f"The 2-D patch RoPE needs a head size divisible by 4; backbone hidden_size={backbone.hidden_size} / "
+                f"num_attention_heads={backbone.num_attention_heads} = {head_size}."
+            )
+        for name in ("num_encoder_layers", "num_decoder_layers", "intermediate_size"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("use_delta", "use_swiglu", "use_qk_norm", "use_gated_attention", "key_bias", "use_rope_augmentation"):
+            check_bool(name, getattr(self, name))
+        check_positive_float("layer_norm_eps", self.layer_norm_eps)
+        check_positive_float("rope_theta", self.rope_theta)
+        check_finite_number("layer_scale_init", self.layer_scale_init)
+        check_finite_number("initializer_range", self.initializer_range, minimum=0, strict=False)
+        if self.rope_rescale is not None:
+            check_finite_number("rope_rescale", self.rope_rescale, minimum=1, strict=False)
+        if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(
+                f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {self.reconstruction_loss!r}."
+            )
+        if self.rollout_mode not in ROLLOUT_MODES:
+            raise ValueError(f"rollout_mode must be one of {ROLLOUT_MODES}, got {self.rollout_mode!r}.")
+        for name in ("image_mean", "image_std"):
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != 3:
+                raise ValueError(f"`{name}` needs 3 values (RGB), got {values!r}.")
+            for value in values:
+                if name == "image_std":
+                    check_positive_float(name, value)
+                else:
+                    check_finite_number(name, value)
 
     # Sizes that always follow the backbone.
     @property

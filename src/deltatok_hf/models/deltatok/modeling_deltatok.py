@@ -217,6 +217,16 @@ def _tokenizer_rope_config(config: DeltaTokConfig) -> DINOv3ViTConfig:
     )
 
 
+def check_finite_tensor(name: str, value: object) -> None:
+    """Boundary check of a continuous input: a real floating-point tensor (else `TypeError`) without NaN or inf."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}.")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}.")
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+
+
 def _grid_from_num_patches(num_patches: int) -> tuple[int, int]:
     side = math.isqrt(num_patches)
     if side * side != num_patches:
@@ -321,6 +331,16 @@ class DeltaTokModel(DeltaTokPreTrainedModel):
                 f"frames must have shape (batch_size, num_frames, 3, height, width), got {tuple(frames.shape)}."
             )
         self.grid_size(frames.shape[-2], frames.shape[-1])
+        if frames.shape[0] == 0 or frames.shape[1] == 0:
+            raise ValueError(f"frames must hold at least one clip of at least one frame, got {tuple(frames.shape)}.")
+        if frames.is_complex() or frames.dtype == torch.bool:
+            raise TypeError(f"frames must be real RGB values (uint8 or float), got dtype {frames.dtype}.")
+        if frames.is_floating_point() and not torch.isfinite(frames).all():
+            raise ValueError("frames contain NaN or infinite values.")
+        if frames.dtype != torch.uint8:
+            low, high = frames.min().item(), frames.max().item()
+            if low < 0 or high > 255:
+                raise ValueError(f"frames must hold RGB values in 0..255, got values in [{low}, {high}].")
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """`(..., 3, H, W)` RGB in 0..255 -> ImageNet-normalised float32 `(..., 3, H, W)` (no resize, no crop)."""
@@ -398,6 +418,9 @@ class DeltaTokModel(DeltaTokPreTrainedModel):
                 f"{name} must have shape (..., {'num_patches, ' if min_ndim > 2 else ''}{self.config.hidden_size}) "
                 f"with at least {min_ndim} dimensions, got {tuple(features.shape)}."
             )
+        if features.numel() == 0:
+            raise ValueError(f"{name} is empty: got shape {tuple(features.shape)}.")
+        check_finite_tensor(name, features)
 
     # ------------------------------------------------------------------ encoder / decoder
 
@@ -617,6 +640,8 @@ class DeltaTokModel(DeltaTokPreTrainedModel):
         else:
             self._check_features("features", features, 4)
             rows, columns = grid_size if grid_size is not None else _grid_from_num_patches(features.shape[-2])
+            if rows * columns != features.shape[-2]:
+                raise ValueError(f"grid_size={grid_size} has {rows * columns} patches but the features have {features.shape[-2]}.")
             height, width = rows * self.patch_size, columns * self.patch_size
             rope = self.position_embeddings(height, width, device=features.device)
         if features.shape[1] >= 2:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
 
-from ..deltatok.configuration_deltatok import DeltaTokConfig
+from ..deltatok.configuration_deltatok import (
+    DeltaTokCheckedConfigMixin,
+    DeltaTokConfig,
+    check_bool,
+    check_finite_number,
+    check_non_negative_int,
+    check_positive_float,
+    check_positive_int,
+)
 
 
-class DeltaWorldConfig(PretrainedConfig):
+class DeltaWorldConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
     r"""
     Configuration of a [`DeltaWorldForForecasting`]: a frozen [`DeltaTokModel`] plus a cross-attention predictor over
     delta tokens. Defaults are the released `deltaworld-kinetics` settings (ViT-B sizes).
@@ -56,6 +65,13 @@ class DeltaWorldConfig(PretrainedConfig):
             `β` of the smooth-L1 loss used both to pick the Best-of-Many winner and as the training loss.
         delta_token_size (`int`, *optional*):
             Width of the delta tokens; must equal the tokenizer's hidden size (checked), kept for explicit configs.
+        candidate_chunk_size (`int`, *optional*, defaults to 4096):
+            Most Best-of-Many candidate queries (summed over the batch and the targets) scored per predictor pass, under
+            `no_grad`; a pass holds at least one candidate per target. Scoring all `batch x (num_frames - 1) x K` at
+            once made the step's peak memory grow with `K`; in passes it is bounded (`benchmarks/RESULTS.md`, "Memory
+            that does not grow with K"). A candidate's prediction does not depend on the others in its pass, so the
+            winners are the same as in one pass (tested); `None` scores all candidates in one pass, as the official
+            code does.
     """
 
     model_type = "deltaworld"
@@ -84,6 +100,7 @@ class DeltaWorldConfig(PretrainedConfig):
         num_samples_eval: int = 20,
         smooth_l1_beta: float = 0.1,
         delta_token_size: int | None = None,
+        candidate_chunk_size: int | None = 4096,
         **kwargs,
     ):
         if tokenizer_config is None:
@@ -99,32 +116,8 @@ class DeltaWorldConfig(PretrainedConfig):
                 f"delta_token_size={delta_token_size} does not match the tokenizer's hidden_size="
                 f"{tokenizer_config.hidden_size}: the predictor reads and writes delta tokens of the tokenizer width."
             )
-        if hidden_size < 1 or num_attention_heads < 1 or hidden_size % num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size={hidden_size} must be a positive multiple of num_attention_heads={num_attention_heads}."
-            )
-        if not isinstance(num_hidden_layers, int) or num_hidden_layers < 1:
-            raise ValueError(f"num_hidden_layers must be a positive integer, got {num_hidden_layers!r}.")
-        rope_axis_sizes = [int(size) for size in rope_axis_sizes]
-        head_size = hidden_size // num_attention_heads
-        if any(size <= 0 or size % 2 for size in rope_axis_sizes):
-            raise ValueError(f"every RoPE axis size must be a positive even number, got {rope_axis_sizes}.")
-        if sum(rope_axis_sizes) + rope_unrotated_size != head_size:
-            raise ValueError(
-                f"RoPE sizes must add up to the head size: {rope_axis_sizes} + {rope_unrotated_size} = "
-                f"{sum(rope_axis_sizes) + rope_unrotated_size}, but head size = {hidden_size} // "
-                f"{num_attention_heads} = {head_size}."
-            )
-        if len(rope_axis_sizes) != 1:
-            raise ValueError(f"DeltaWorld uses one time axis; got rope_axis_sizes={rope_axis_sizes}.")
-        if num_samples_train < 1 or num_samples_eval < 1:
-            raise ValueError(
-                f"num_samples_train and num_samples_eval must be >= 1, got {num_samples_train} and {num_samples_eval}."
-            )
-        if noise_std <= 0:
-            raise ValueError(f"noise_std must be positive, got {noise_std}.")
-        if smooth_l1_beta < 0:
-            raise ValueError(f"smooth_l1_beta must be >= 0, got {smooth_l1_beta}.")
+        if isinstance(rope_axis_sizes, (list, tuple)):
+            rope_axis_sizes = list(rope_axis_sizes)
 
         self.tokenizer_config = tokenizer_config
         self.tokenizer_name_or_path = tokenizer_name_or_path
@@ -132,7 +125,9 @@ class DeltaWorldConfig(PretrainedConfig):
         self.num_hidden_layers = num_hidden_layers
         self.num_attention_heads = num_attention_heads
         self.mlp_ratio = mlp_ratio
-        self.intermediate_size = intermediate_size if intermediate_size is not None else hidden_size * mlp_ratio
+        self.intermediate_size = intermediate_size
+        if intermediate_size is None and isinstance(hidden_size, int) and isinstance(mlp_ratio, int):
+            self.intermediate_size = hidden_size * mlp_ratio
         self.hidden_act = hidden_act
         self.rope_axis_sizes = rope_axis_sizes
         self.rope_unrotated_size = rope_unrotated_size
@@ -146,7 +141,48 @@ class DeltaWorldConfig(PretrainedConfig):
         self.num_samples_train = num_samples_train
         self.num_samples_eval = num_samples_eval
         self.smooth_l1_beta = smooth_l1_beta
+        self.candidate_chunk_size = candidate_chunk_size
+        self.check_values()
         super().__init__(**kwargs)
+
+    def check_values(self) -> None:
+        """Raise `ValueError` naming the first field out of range."""
+        self.tokenizer_config.check_values()
+        for name in ("hidden_size", "num_attention_heads", "num_hidden_layers", "mlp_ratio", "intermediate_size"):
+            check_positive_int(name, getattr(self, name))
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be a positive multiple of "
+                f"num_attention_heads={self.num_attention_heads}."
+            )
+        rope_axis_sizes = self.rope_axis_sizes
+        if not isinstance(rope_axis_sizes, list) or len(rope_axis_sizes) != 1:
+            raise ValueError(f"DeltaWorld uses one time axis: rope_axis_sizes must hold one size, got {rope_axis_sizes!r}.")
+        check_positive_int("rope_axis_sizes[0]", rope_axis_sizes[0])
+        if rope_axis_sizes[0] % 2:
+            raise ValueError(f"every RoPE axis size must be a positive even number, got {rope_axis_sizes}.")
+        check_non_negative_int("rope_unrotated_size", self.rope_unrotated_size)
+        head_size = self.hidden_size // self.num_attention_heads
+        if sum(rope_axis_sizes) + self.rope_unrotated_size != head_size:
+            raise ValueError(
+                f"RoPE sizes must add up to the head size: {rope_axis_sizes} + {self.rope_unrotated_size} = "
+                f"{sum(rope_axis_sizes) + self.rope_unrotated_size}, but head size = {self.hidden_size} // "
+                f"{self.num_attention_heads} = {head_size}."
+            )
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"hidden_act must be one of the transformers activations, got {self.hidden_act!r}.")
+        for name in ("rope_min_exponent", "rope_max_exponent", "layer_scale_init"):
+            check_finite_number(name, getattr(self, name))
+        for name in ("layer_norm_eps", "noise_std"):
+            check_positive_float(name, getattr(self, name))
+        check_finite_number("initializer_range", self.initializer_range, minimum=0, strict=False)
+        check_finite_number("smooth_l1_beta", self.smooth_l1_beta, minimum=0, strict=False)
+        check_bool("use_best_of_many", self.use_best_of_many)
+        # `num_samples_train=0` is an error, never "use the default".
+        check_positive_int("num_samples_train", self.num_samples_train)
+        check_positive_int("num_samples_eval", self.num_samples_eval)
+        if self.candidate_chunk_size is not None:
+            check_positive_int("candidate_chunk_size", self.candidate_chunk_size)
 
     @property
     def delta_token_size(self) -> int:

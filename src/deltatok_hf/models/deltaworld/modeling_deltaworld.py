@@ -26,6 +26,7 @@ from ..deltatok.modeling_deltatok import (
     DeltaTokModel,
     _fill_missing_backbone,
     _grid_from_num_patches,
+    check_finite_tensor,
     init_official_weights,
 )
 from .configuration_deltaworld import DeltaWorldConfig
@@ -274,7 +275,12 @@ class DeltaWorldPreTrainedModel(PreTrainedModel):
 
 def _as_float_timestamps(name: str, timestamps, batch_size: int, length: int | None, device) -> torch.Tensor:
     if not isinstance(timestamps, torch.Tensor):
-        timestamps = torch.as_tensor(timestamps, dtype=torch.float32)
+        try:
+            timestamps = torch.as_tensor(timestamps, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"{name} must be a tensor or a (nested) sequence of numbers in seconds, got {timestamps!r}.") from error
+    if timestamps.is_complex() or timestamps.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers of seconds, got dtype {timestamps.dtype}.")
     timestamps = timestamps.to(device=device, dtype=torch.float32)
     if timestamps.ndim == 1:
         timestamps = timestamps.expand(batch_size, -1)
@@ -338,6 +344,19 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
 
     # ------------------------------------------------------------------ training
 
+    def _check_delta_tokens(self, delta_tokens, frames_name: str) -> None:
+        """`delta_tokens (batch_size, num_frames, D)`: a finite floating-point tensor with at least one clip."""
+        if not isinstance(delta_tokens, torch.Tensor):
+            raise TypeError(f"delta_tokens must be a torch.Tensor, got {type(delta_tokens).__name__}.")
+        if delta_tokens.ndim != 3 or delta_tokens.shape[-1] != self.config.delta_token_size:
+            raise ValueError(
+                f"delta_tokens must have shape (batch_size, {frames_name}, {self.config.delta_token_size}), "
+                f"got {tuple(delta_tokens.shape)}."
+            )
+        if delta_tokens.shape[0] == 0:
+            raise ValueError(f"delta_tokens must hold at least one clip, got shape {tuple(delta_tokens.shape)}.")
+        check_finite_tensor("delta_tokens", delta_tokens)
+
     def _check_timestamps(self, timestamps, batch_size: int, num_frames: int, device) -> torch.Tensor:
         if timestamps is None:
             raise ValueError("timestamps (batch_size, num_frames) in seconds are required.")
@@ -362,6 +381,51 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         noise = torch.randn(*shape, self.config.hidden_size, device=device, generator=generator)
         return noise * self.config.noise_std
 
+    @torch.no_grad()
+    def _score_candidates(
+        self,
+        candidate_queries: torch.Tensor,
+        context: torch.Tensor,
+        context_timestamps: torch.Tensor,
+        query_timestamps: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        keep_predictions: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Best-of-Many scores without an autograd graph: the smooth-L1 of every candidate `(batch, num_queries, K)`,
+        and with `keep_predictions` every candidate's prediction `(batch, num_queries, K, D)`.
+
+        At most `config.candidate_chunk_size` candidate queries (summed over the batch and the targets; all at once when
+        `None`) go through the predictor per pass, so the activations alive at once do not grow with `K`; a pass holds at
+        least one candidate per target. Queries never attend to each other, so a candidate's prediction does not depend
+        on which others share its pass; the context keys/values are projected once for all passes.
+        """
+        batch_size, num_queries, num_candidates = candidate_queries.shape[:3]
+        chunk_size = self.config.candidate_chunk_size
+        candidates_per_pass = num_candidates if chunk_size is None else max(1, chunk_size // (batch_size * num_queries))
+        beta = self.config.smooth_l1_beta
+        context_states = self.predictor.project_context(context, context_timestamps)
+        losses, predictions = [], []
+        for start in range(0, num_candidates, candidates_per_pass):
+            chunk = candidate_queries[:, :, start : start + candidates_per_pass]  # (batch, num_queries, chunk, Dp)
+            chunk_length = chunk.shape[2]
+            # Rows are (query, candidate) pairs, candidate the fast axis: row q * chunk + k is candidate k of query q.
+            chunk_predictions = self.predictor(
+                chunk.flatten(1, 2),
+                query_timestamps.repeat_interleave(chunk_length, dim=1),
+                context_states=context_states,
+                attention_mask=mask.repeat_interleave(chunk_length, dim=0),
+            ).unflatten(1, (num_queries, chunk_length))  # (batch, num_queries, chunk, D)
+            expanded_targets = targets[:, :, None].expand_as(chunk_predictions)
+            losses.append(smooth_l1(chunk_predictions, expanded_targets, beta).mean(-1))  # (batch, num_queries, chunk)
+            if keep_predictions:
+                predictions.append(chunk_predictions)
+        candidate_losses = losses[0] if len(losses) == 1 else torch.cat(losses, dim=2)
+        if not keep_predictions:
+            return candidate_losses, None
+        return candidate_losses, predictions[0] if len(predictions) == 1 else torch.cat(predictions, dim=2)
+
     def forward(
         self,
         frames: torch.Tensor | None = None,
@@ -380,7 +444,8 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             frames: `(batch_size, num_frames, 3, height, width)` RGB in 0..255; or
             delta_tokens: precomputed `(batch_size, num_frames, D)` (from a token cache; no backbone call).
             timestamps: `(batch_size, num_frames)` seconds (relative to the first frame in the official data).
-            num_samples_train: Best-of-Many candidates `K` (defaults to `config.num_samples_train`).
+            num_samples_train: Best-of-Many candidates `K` (defaults to `config.num_samples_train`); scored
+                at most `config.candidate_chunk_size` queries per predictor pass.
             generator: for the noise queries (the global generator by default, as the official code).
             output_candidates: also return every candidate's prediction.
         """
@@ -391,11 +456,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             batch_size, num_frames = frames.shape[:2]
             device = frames.device
         else:
-            if delta_tokens.ndim != 3 or delta_tokens.shape[-1] != self.config.delta_token_size:
-                raise ValueError(
-                    f"delta_tokens must have shape (batch_size, num_frames, {self.config.delta_token_size}), "
-                    f"got {tuple(delta_tokens.shape)}."
-                )
+            self._check_delta_tokens(delta_tokens, "num_frames")
             batch_size, num_frames = delta_tokens.shape[:2]
             device = delta_tokens.device
         if num_frames < 2:
@@ -413,29 +474,20 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
 
         candidate_losses = best_indices = candidate_queries = candidate_predictions = None
         if self.config.use_best_of_many:
-            num_candidates = num_samples_train or self.config.num_samples_train
-            if num_candidates < 1:
-                raise ValueError(f"num_samples_train must be >= 1, got {num_candidates}.")
+            # `0` is an error, not "use the default".
+            num_candidates = self.config.num_samples_train if num_samples_train is None else num_samples_train
+            if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
+                raise ValueError(f"num_samples_train must be an integer >= 1, got {num_candidates!r}.")
             # (batch, num_queries, num_candidates, Dp)
             candidate_queries = self._draw_noise((batch_size, num_queries, num_candidates), device, generator)
             candidate_queries = candidate_queries.to(context.dtype)
-            with torch.no_grad():
-                # Scored without an autograd graph; the context keys/values are projected once for all candidates.
-                context_states = self.predictor.project_context(context, context_timestamps)
-                predictions = self.predictor(
-                    candidate_queries.flatten(1, 2),
-                    query_timestamps.repeat_interleave(num_candidates, dim=1),
-                    context_states=context_states,
-                    attention_mask=mask.repeat_interleave(num_candidates, dim=0),
-                ).unflatten(1, (num_queries, num_candidates))
-                # (batch, num_queries, num_candidates)
-                candidate_losses = smooth_l1(predictions, targets[:, :, None].expand_as(predictions), beta).mean(-1)
-                best_indices = candidate_losses.argmin(-1)
+            candidate_losses, candidate_predictions = self._score_candidates(
+                candidate_queries, context, context_timestamps, query_timestamps, targets, mask, output_candidates
+            )
+            best_indices = candidate_losses.argmin(-1)  # (batch, num_queries), the first argmin as the official code
             selected = torch.gather(
                 candidate_queries, 2, best_indices[:, :, None, None].expand(-1, -1, 1, candidate_queries.shape[-1])
             ).squeeze(2)
-            if output_candidates:
-                candidate_predictions = predictions
         else:
             selected = self.query_embed.weight.expand(batch_size, num_queries, -1)
 
@@ -454,6 +506,42 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
     # ------------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def decode_future(
+        self, future_delta_tokens: torch.Tensor, last_features: torch.Tensor, grid_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """
+        Decode sampled futures after the rollout (e.g. only the samples chosen among many): the same step-by-step
+        DeltaTok decoding as `generate(decode=True)`, from the last context features.
+
+        Args:
+            future_delta_tokens: `(batch_size, num_samples, num_future_frames, D)`.
+            last_features: `(batch_size, num_patches, D)`, the features of the last context frame.
+            grid_size: patch rows and columns of the frames (`rows * columns = num_patches`).
+
+        Returns:
+            `(batch_size, num_samples, num_future_frames, num_patches, D)` features.
+        """
+        if future_delta_tokens.ndim != 4 or last_features.ndim != 3 or future_delta_tokens.shape[0] != last_features.shape[0]:
+            raise ValueError(
+                "future_delta_tokens must be (batch_size, num_samples, num_future_frames, D) and last_features "
+                f"(batch_size, num_patches, D), got {tuple(future_delta_tokens.shape)} and {tuple(last_features.shape)}."
+            )
+        rows, columns = grid_size
+        if rows * columns != last_features.shape[1]:
+            raise ValueError(f"grid_size {grid_size} does not match {last_features.shape[1]} patches.")
+        batch_size, num_samples, num_future = future_delta_tokens.shape[:3]
+        patch_size = self.tokenizer.patch_size
+        rope = self.tokenizer.position_embeddings(rows * patch_size, columns * patch_size, device=last_features.device)
+        dtype = self.predictor.head.weight.dtype
+        tokens = future_delta_tokens.to(dtype).flatten(0, 1)  # (batch * samples, F, D), sample index fastest
+        previous = last_features.to(dtype).repeat_interleave(num_samples, 0)  # (batch * samples, N, D)
+        features = []
+        for step in range(num_future):
+            previous = self.tokenizer.decode(tokens[:, step], previous, rope)
+            features.append(previous)
+        return torch.stack(features, dim=1).unflatten(0, (batch_size, num_samples))
 
     @torch.no_grad()
     def generate(
@@ -502,20 +590,29 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             device = frames.device
             grid_size = self.tokenizer.grid_size(*frames.shape[-2:])
         else:
-            if delta_tokens.ndim != 3 or delta_tokens.shape[-1] != self.config.delta_token_size:
-                raise ValueError(
-                    f"delta_tokens must have shape (batch_size, num_context_frames, {self.config.delta_token_size}), "
-                    f"got {tuple(delta_tokens.shape)}."
-                )
+            self._check_delta_tokens(delta_tokens, "num_context_frames")
             batch_size, num_context = delta_tokens.shape[:2]
             device = delta_tokens.device
             if decode:
                 if last_features is None:
                     raise ValueError("Decoding from delta_tokens needs last_features (batch_size, num_patches, D).")
+                self.tokenizer._check_features("last_features", last_features, 3)
                 if last_features.ndim != 3 or last_features.shape[0] != batch_size:
                     raise ValueError(
                         f"last_features must have shape ({batch_size}, num_patches, D), got {tuple(last_features.shape)}."
                     )
+                if grid_size is not None:
+                    if (
+                        not isinstance(grid_size, (tuple, list))
+                        or len(grid_size) != 2
+                        or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in grid_size)
+                    ):
+                        raise ValueError(f"grid_size must be (rows, columns) of positive integers, got {grid_size!r}.")
+                    if grid_size[0] * grid_size[1] != last_features.shape[1]:
+                        raise ValueError(
+                            f"grid_size={tuple(grid_size)} has {grid_size[0] * grid_size[1]} patches but last_features "
+                            f"has {last_features.shape[1]}."
+                        )
         if num_context < 1:
             raise ValueError("At least one context frame is needed.")
         timestamps = self._check_timestamps(timestamps, batch_size, num_context, device)
@@ -530,7 +627,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
                 f"future_timestamps must be after the last context time: first future times "
                 f"{future_timestamps[:, 0].tolist()} vs last context times {timestamps[:, -1].tolist()}."
             )
-        if num_samples is None and noise is not None and noise.ndim == 4:
+        if num_samples is None and isinstance(noise, torch.Tensor) and noise.ndim == 4:
             num_samples = noise.shape[1]
         elif num_samples is None:
             num_samples = self.config.num_samples_eval if self.config.use_best_of_many else 1
@@ -542,6 +639,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             )
         hidden = self.config.hidden_size
         if noise is not None:
+            check_finite_tensor("noise", noise)
             expected = (batch_size, num_samples, num_future, hidden)
             if tuple(noise.shape) != expected:
                 raise ValueError(f"noise must have shape {expected}, got {tuple(noise.shape)}.")
@@ -598,6 +696,12 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         # 5. Shape the outputs per clip and sample.
         future_tokens = torch.stack(tokens, dim=1).unflatten(0, (batch_size, num_samples))
         future_features = torch.stack(features, dim=1).unflatten(0, (batch_size, num_samples)) if decode else None
+        if not torch.isfinite(future_tokens).all() or (decode and not torch.isfinite(future_features).all()):
+            # Finite inputs can still overflow (e.g. huge context features in bf16): say so rather than return NaN.
+            raise ValueError(
+                f"The forecast is not finite in {dtype}: the inputs are outside the range the model can represent "
+                f"(largest |delta token| {delta_tokens.abs().max().item():.3g})."
+            )
         output = DeltaWorldForecastOutput(
             future_features=future_features,
             future_delta_tokens=future_tokens,

@@ -2,18 +2,14 @@
 
 from transformers import PreTrainedConfig
 
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-
-def _check_positive_float(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
+from ..deltatok.configuration_deltatok import (
+    DeltaTokCheckedConfigMixin,
+    check_positive_float,
+    check_positive_int,
+)
 
 
-class DeltaTokSegmentationHeadConfig(PreTrainedConfig):
+class DeltaTokSegmentationHeadConfig(DeltaTokCheckedConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`DeltaTokSegmentationHead`], the linear probe the DeltaTok paper uses to read semantic
     segmentation out of (forecast) vision-foundation-model patch features: `BatchNorm2d` then a 1x1 convolution.
@@ -57,10 +53,14 @@ class DeltaTokSegmentationHeadConfig(PreTrainedConfig):
         if self.id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 19
         if self.id2label is None:
-            _check_positive_int("num_labels", kwargs["num_labels"])
+            check_positive_int("num_labels", kwargs["num_labels"])
         super().__post_init__(**kwargs)
-        _check_positive_int("hidden_size", self.hidden_size)
-        _check_positive_float("batch_norm_eps", self.batch_norm_eps)
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Raise `ValueError` naming the first field out of range."""
+        check_positive_int("hidden_size", self.hidden_size)
+        check_positive_float("batch_norm_eps", self.batch_norm_eps)
         if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int):
             raise ValueError(f"`ignore_index` must be an integer, got {self.ignore_index!r}.")
         if not self.id2label:
@@ -72,7 +72,7 @@ class DeltaTokSegmentationHeadConfig(PreTrainedConfig):
         return self.num_labels
 
 
-class DeltaTokDepthHeadConfig(PreTrainedConfig):
+class DeltaTokDepthHeadConfig(DeltaTokCheckedConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`DeltaTokDepthHead`], the probe the DeltaTok paper uses to read metric depth out of patch
     features: `BatchNorm2d`, a 1x1 convolution to `num_bins` logits, and the expectation of the depth over
@@ -112,12 +112,16 @@ class DeltaTokDepthHeadConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        _check_positive_int("hidden_size", self.hidden_size)
-        _check_positive_int("num_bins", self.num_bins)
-        _check_positive_float("min_depth", self.min_depth)
-        _check_positive_float("max_depth", self.max_depth)
-        _check_positive_float("bin_weight_eps", self.bin_weight_eps)
-        _check_positive_float("batch_norm_eps", self.batch_norm_eps)
+        self.check_values()
+
+    def check_values(self) -> None:
+        """Raise `ValueError` naming the first field out of range."""
+        check_positive_int("hidden_size", self.hidden_size)
+        check_positive_int("num_bins", self.num_bins)
+        check_positive_float("min_depth", self.min_depth)
+        check_positive_float("max_depth", self.max_depth)
+        check_positive_float("bin_weight_eps", self.bin_weight_eps)
+        check_positive_float("batch_norm_eps", self.batch_norm_eps)
         if self.min_depth >= self.max_depth:
             raise ValueError(
                 f"`min_depth` must be smaller than `max_depth`, got min_depth={self.min_depth!r} and "
