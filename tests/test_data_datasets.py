@@ -171,3 +171,24 @@ def test_bad_sources_raise(tmp_path):
         VideoClipDataset(table)
     with pytest.raises(ValueError, match="nope"):
         VideoClipDataset(table, video_column="nope")
+
+
+def test_a_decoding_video_column_is_usable_as_input(video_folder):
+    from deltatok_hf.data import video_source_from_entry
+    from deltatok_hf.data.video import torchcodec_problem
+
+    if torchcodec_problem() is not None:
+        pytest.skip(f"datasets' Video feature decodes with torchcodec, which cannot run here: {torchcodec_problem()}")
+    paths = [str(video_folder / f"good_{index}.mp4") for index in range(2)]
+    table = datasets.Dataset.from_dict({"clip": paths}).cast_column("clip", datasets.Video())
+    decoder = table[0]["clip"]  # what a user iterating this table gets: a torchcodec VideoDecoder
+    assert video_source_from_entry(decoder) == (paths[0], "good_0")
+    clips = list(VideoClipDataset(table, num_frames=4, seed=0))
+    assert [clip["video_id"] for clip in clips] == ["good_0", "good_1"]
+    # Rows that already hold decoders (e.g. a stream mapped without features) are read from their files too.
+    rows = [{"clip": table[index]["clip"], "video_id": f"decoded-{index}"} for index in range(2)]
+    streamed = datasets.IterableDataset.from_generator(lambda: iter(rows))
+    assert [clip["video_id"] for clip in VideoClipDataset(streamed, video_column="clip", num_frames=4, seed=0)] == [
+        "decoded-0",
+        "decoded-1",
+    ]

@@ -23,7 +23,6 @@ import functools
 import importlib.util
 import io
 import itertools
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -375,21 +374,11 @@ def decode_video(
 @dataclass
 class _Timing:
     """Frame times of a video: `times` `(num_frames,)` float64 seconds from the stream start
-    (sorted), the stream start in absolute seconds, the average frame rate, and, when every packet
-    had a pts, the packet index `(pts, duration, is_keyframe)` in pts order that torchcodec
-    accepts as `custom_frame_mappings` (sparing it a second scan of the file)."""
+    (sorted), the stream start in absolute seconds, and the average frame rate."""
 
     times: torch.Tensor
     start_seconds: float
     fps: float
-    packets: list[tuple[int, int, bool]] | None = None
-
-    def frame_mappings(self) -> str | None:
-        """The packet index as the JSON of `ffprobe -show_frames` that torchcodec reads."""
-        if self.packets is None:
-            return None
-        frames = [{"pts": pts, "duration": duration, "key_frame": int(key)} for pts, duration, key in self.packets]
-        return json.dumps({"frames": frames})
 
 
 def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
@@ -402,7 +391,7 @@ def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
     import av
 
     with _PyAVVideo(checked, name) as video:
-        packets = []  # (pts, duration, is_keyframe)
+        pts_values = []
         complete = True
         try:
             for packet in video.container.demux(video.stream):
@@ -411,29 +400,21 @@ def _read_timing(checked: Union[str, bytes], name: str) -> _Timing:
                 if packet.pts is None:
                     complete = False
                     break
-                packets.append((packet.pts, packet.duration or 0, bool(packet.is_keyframe)))
+                pts_values.append(packet.pts)
         except av.FFmpegError as error:
             raise VideoDecodeError(f"Could not read video {name} ({error}).") from error
-        if complete:
-            packets.sort()
-            pts_values = [pts for pts, _, _ in packets]
-        else:
+        if not complete:
             video.seek(0.0)
-            pts_values = sorted(frame.pts if frame.pts is not None else frame.dts for frame in video.frames())
-            packets = None
+            pts_values = [frame.pts if frame.pts is not None else frame.dts for frame in video.frames()]
         if not pts_values:
             raise VideoDecodeError(f"Video {name} has no frames.")
-        seconds = [video.seconds(pts) for pts in pts_values]
+        # `_PyAVVideo.seconds` vectorised: integers below 2**53 are exact in float64 and one division
+        # rounds once, so every value equals float(Fraction) (the Fraction loop took most of the time).
+        offsets = torch.tensor(sorted(pts_values), dtype=torch.float64) - video.start_pts  # (num_frames,)
+        seconds = offsets * video.time_base.numerator / video.time_base.denominator
         start_seconds = float(video.start_pts * video.time_base)
         fps = video.fps
-    if packets is not None and any(duration <= 0 for _, duration, _ in packets):
-        # Containers without packet durations: each frame lasts until the next (the last as long as the one before).
-        gaps = [following - pts for pts, following in zip(pts_values, pts_values[1:])]
-        gaps.append(gaps[-1] if gaps else 1)
-        packets = [(pts, duration if duration > 0 else gap, key) for (pts, duration, key), gap in zip(packets, gaps)]
-    return _Timing(
-        times=torch.tensor(seconds, dtype=torch.float64), start_seconds=start_seconds, fps=fps, packets=packets
-    )
+    return _Timing(times=seconds, start_seconds=start_seconds, fps=fps)
 
 
 def read_timestamps(source: VideoSource, backend: str = "auto") -> torch.Tensor:
@@ -631,15 +612,14 @@ def probe_video(source: VideoSource) -> VideoInfo:
 # ----------------------------------------------------------------------------------------------
 
 
-def _torchcodec_decoder(source: Union[str, bytes], name: str, frame_mappings: str | None = None):
+def _torchcodec_decoder(source: Union[str, bytes], name: str):
     from torchcodec.decoders import VideoDecoder
 
-    # Frame-accurate either way: "exact" scans the packets on opening; given mappings (our own scan),
-    # torchcodec skips that. ("approximate" would turn times into indices with the header's frame
-    # rate, which picks wrong frames in variable-frame-rate videos.)
-    mode = {"custom_frame_mappings": frame_mappings} if frame_mappings is not None else {"seek_mode": "exact"}
+    # "exact" scans the packets on opening (in C++: faster here than handing torchcodec our own
+    # packet index as `custom_frame_mappings`, measured); "approximate" would turn times into indices
+    # with the header's frame rate, which picks wrong frames in variable-frame-rate videos.
     try:
-        decoder = VideoDecoder(source, dimension_order="NHWC", **mode)
+        decoder = VideoDecoder(source, dimension_order="NHWC", seek_mode="exact")
     except (RuntimeError, ValueError, OSError) as error:
         raise VideoDecodeError(f"Could not open video {name} with torchcodec ({error}).") from error
     if len(decoder) == 0:
@@ -662,7 +642,7 @@ def _read_frames_torchcodec(
     """
     unique_times, inverse = torch.unique(wanted, sorted=True, return_inverse=True)  # (num_unique,), (num_times,)
     indices = torch.searchsorted(timing.times, unique_times).clamp(max=timing.times.numel() - 1)  # (num_unique,)
-    decoder, _, _ = _torchcodec_decoder(checked, name, timing.frame_mappings())
+    decoder, _, _ = _torchcodec_decoder(checked, name)
     try:
         batch = decoder.get_frames_at(indices=indices.tolist())
     except (RuntimeError, IndexError, ValueError) as error:
