@@ -264,6 +264,13 @@ def test_bad_config_values_raise(overrides, message):
         DeltaTokRGBDecoderConfig.tiny(**overrides)
 
 
+def test_bad_values_given_to_from_pretrained_raise(tmp_path):
+    DeltaTokRGBDecoderConfig.tiny().save_pretrained(tmp_path)
+    assert DeltaTokRGBDecoderConfig.from_pretrained(tmp_path).num_attention_heads == 4
+    with pytest.raises(ValueError, match="divisible"):
+        DeltaTokRGBDecoderConfig.from_pretrained(tmp_path, num_attention_heads=5)
+
+
 def test_default_config_is_the_released_head():
     config = DeltaTokRGBDecoderConfig()
     released = (768, 1152, 28, 16, 4096, 16, 512, 1e-12)

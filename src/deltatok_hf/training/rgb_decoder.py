@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 from ..models import DeltaTokConfig, DeltaTokModel, DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig, DeltaWorldForForecasting
 from .arguments import TrainingArguments, _help
-from .cards import LIBRARY_NAME, LICENSE, check_card_metadata, hub_repo_id
+from .cards import LIBRARY_NAME, LICENSE, check_card_metadata, command_line, hub_repo_id
 from .data import build_clip_dataset
-from .loop import build_accelerator, command_line, configure_logging, finish_run, train
-from .optim import freeze_parameters
+from .loop import end_run, start_run, train
+from .optim import apply_training_options
 from .recipes import TrainingRecipe
 
 logger = logging.getLogger(__name__)
@@ -131,11 +131,7 @@ def build_rgb_decoder(arguments: RGBDecoderTrainingArguments, feature_model: Del
             f"init_from {arguments.init_from!r} undoes another backbone's final LayerNorm than feature_model's; "
             "fine-tune it on the features of the backbone it was trained for."
         )
-    if arguments.freeze:
-        frozen = freeze_parameters(decoder, arguments.freeze, RGB_DECODER_PARTS)
-        logger.info(f"Froze {len(frozen)} parameter tensors ({', '.join(arguments.freeze)})")
-    if arguments.gradient_checkpointing:
-        decoder.gradient_checkpointing_enable()
+    apply_training_options(decoder, arguments.freeze, arguments.gradient_checkpointing, RGB_DECODER_PARTS)
     return decoder
 
 
@@ -156,7 +152,8 @@ class RGBDecoderLoss:
 
 
 def rgb_decoder_model_card(arguments: RGBDecoderTrainingArguments, summary: dict, decoder: DeltaTokRGBDecoder):
-    """The `README.md` of a trained decoder (no packaged template yet; see the report in `train_rgb_decoder`)."""
+    """The `README.md` of a trained decoder. (Written here: the packaged templates and `PIPELINE_TAGS` of `cards`
+    cover DeltaTok and DeltaWorld only.)"""
     from huggingface_hub import ModelCard, ModelCardData
 
     dataset = hub_repo_id(arguments.train_data)
@@ -195,22 +192,13 @@ def rgb_decoder_model_card(arguments: RGBDecoderTrainingArguments, summary: dict
 
 def train_rgb_decoder(arguments: RGBDecoderTrainingArguments) -> dict:
     """Train, save the decoder, `train_summary.json` and a model card to `arguments.output_dir`; returns the summary."""
-    from accelerate.utils import set_seed
-
-    configure_logging()
-    accelerator = build_accelerator(arguments)
-    logger.info(accelerator.state)
-    set_seed(arguments.seed)
+    accelerator = start_run(arguments)
     feature_model = build_feature_model(arguments).to(accelerator.device)
     decoder = build_rgb_decoder(arguments, feature_model)
-    train_dataset = build_clip_dataset(arguments)
-    summary = train(arguments, accelerator, decoder, train_dataset, RGBDecoderLoss(feature_model, arguments.pixel_loss))
+    compute_loss = RGBDecoderLoss(feature_model, arguments.pixel_loss)
+    summary = train(arguments, accelerator, decoder, build_clip_dataset(arguments), compute_loss)
     summary["pixel_loss"] = arguments.pixel_loss
-    if accelerator.is_main_process:
-        finish_run(arguments, summary, rgb_decoder_model_card(arguments, summary, decoder))
-        logger.info(f"Saved to {arguments.output_dir} after {summary['global_step']} steps; loss {summary['final_loss']}")
-    accelerator.end_training()
-    return summary
+    return end_run(arguments, accelerator, summary, lambda: rgb_decoder_model_card(arguments, summary, decoder))
 
 
 __all__ = [

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
-from ..deltatok.configuration_deltatok import IMAGENET_MEAN, IMAGENET_STD
+from ..deltatok.configuration_deltatok import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DeltaTokCheckedConfigMixin,
+    check_finite_number,
+    check_positive_float,
+    check_positive_int,
+)
 
 
-def check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-
-def check_finite_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
-
-
-def check_positive_float(name: str, value: object) -> None:
-    check_finite_number(name, value)
-    if not value > 0:
-        raise ValueError(f"`{name}` must be > 0, got {value!r}.")
-
-
-class DeltaTokRGBDecoderConfig(PretrainedConfig):
+class DeltaTokRGBDecoderConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
     r"""
     Configuration of a [`DeltaTokRGBDecoder`]: a ViT that maps a grid of backbone patch features to RGB pixels, one
     `patch_size x patch_size` tile per feature. Defaults are the released `rgb-head-imagenet` checkpoint of the
@@ -143,9 +132,9 @@ class DeltaTokRGBDecoderConfig(PretrainedConfig):
         check_positive_float("layer_norm_eps", self.layer_norm_eps)
         check_positive_float("initializer_range", self.initializer_range)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
+            check_finite_number(name, getattr(self, name), minimum=0, strict=False)
+            if not getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be < 1, got {getattr(self, name)!r}.")
         for name in ("image_mean", "image_std"):
             values = getattr(self, name)
             if not isinstance(values, (list, tuple)) or len(values) != 3:
