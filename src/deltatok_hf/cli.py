@@ -339,6 +339,9 @@ TRAINING_COMMANDS = {
     "train-deltatok": ("DeltaTokTrainingArguments", "train_deltatok", "train or fine-tune a DeltaTok tokenizer"),
     "train-deltaworld": ("DeltaWorldTrainingArguments", "train_deltaworld", "train or fine-tune a DeltaWorld predictor"),
     "cache-tokens": ("CacheTokensArguments", "cache_delta_tokens", "store the delta tokens of sampled clips"),
+    "train-rgb-decoder": (
+        "RGBDecoderTrainingArguments", "train_rgb_decoder", "fit an RGB decoder (features -> pixels) on frozen backbone features"
+    ),
 }
 
 

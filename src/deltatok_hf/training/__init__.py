@@ -74,9 +74,12 @@ from .optim import (
     parameter_checksum,
     set_base_learning_rate,
 )
+from .rgb_decoder import RGBDecoderTrainingArguments, train_rgb_decoder
 from .recipes import DELTATOK_RECIPES, DELTAWORLD_RECIPES, PRESETS, TrainingRecipe, get_recipe, resolve_config
 
 __all__ = [
+    "RGBDecoderTrainingArguments",
+    "train_rgb_decoder",
     "CHECKPOINT_PATTERN",
     "DECAY_MODULE_TYPES",
     "DELTATOK_PARTS",
