@@ -178,7 +178,7 @@ class DeltaTokConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
                 backbone_config = DINOv3ViTConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
             except StrictDataclassFieldValidationError as error:
                 # transformers' strict dataclass error is no ValueError/TypeError; name the nested field instead.
-                raise TypeError(f"backbone_config.{error.field}: {error.__cause__}") from error
+                raise TypeError(f"backbone_config: {error.__cause__}") from error
         elif not isinstance(backbone_config, DINOv3ViTConfig):
             raise TypeError(
                 f"backbone_config must be a DINOv3ViTConfig or a dict, got {type(backbone_config).__name__}."

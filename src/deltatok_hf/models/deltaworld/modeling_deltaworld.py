@@ -273,6 +273,30 @@ class DeltaWorldPreTrainedModel(PreTrainedModel):
         init_official_weights(module, self.config.initializer_range, self.config.layer_scale_init)
 
 
+def _from_pretrained_naming_mismatches(load, pretrained_model_name_or_path, *model_args, **kwargs):
+    """
+    `load` is a `PreTrainedModel.from_pretrained`; returns `(model, loading_info)`. transformers raises a bare
+    `RuntimeError` on wrong-shape weights and names the keys only in a logged table, so this loads with
+    `ignore_mismatched_sizes=True` and, unless the caller asked for that, raises a `ValueError` naming every key.
+    """
+    ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
+    kwargs.pop("output_loading_info", None)
+    model, loading_info = load(
+        pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+    )
+    mismatched = sorted(loading_info.get("mismatched_keys") or [], key=lambda item: item[0])
+    if mismatched and not ignore_mismatched_sizes:
+        details = "\n".join(
+            f"  {key}: checkpoint {tuple(checkpoint_shape)} vs model {tuple(model_shape)}"
+            for key, checkpoint_shape, model_shape in mismatched
+        )
+        raise ValueError(
+            f"Weights in {pretrained_model_name_or_path} do not fit the model built from its config.json "
+            f"({len(mismatched)} keys):\n{details}\nPass ignore_mismatched_sizes=True to re-initialise them instead."
+        )
+    return model, loading_info
+
+
 def _as_float_timestamps(name: str, timestamps, batch_size: int, length: int | None, device) -> torch.Tensor:
     if not isinstance(timestamps, torch.Tensor):
         try:
@@ -317,10 +341,11 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         """
         Like [`PreTrainedModel.from_pretrained`]. A checkpoint holding only the predictor (the official release) gets its
         tokenizer from `config.tokenizer_name_or_path` and its backbone from the tokenizer's `backbone_name_or_path`.
+        Wrong-shape weights raise a `ValueError` naming every key (unless `ignore_mismatched_sizes=True`).
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, loading_info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        model, loading_info = _from_pretrained_naming_mismatches(
+            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
         )
         missing = loading_info.get("missing_keys", [])
         tokenizer_missing = [k for k in missing if k.startswith("tokenizer.") and not k.startswith("tokenizer.backbone.")]
