@@ -156,20 +156,28 @@ def read_modes(world: ForkWorld, items: list[dict], frames: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def evaluate(model, cache: dict, decoder, world: ForkWorld, items: list[dict], args) -> dict:
-    num_context = args.num_context_frames
+def forecast_first_future_frame(model, cache: dict, num_samples: int, args, num_items: int | None = None) -> torch.Tensor:
+    """Decoded features of `num_samples` forecasts (1 for the deterministic model) of the first future frame of the
+    first `num_items` cached clips: `(num_items, num_samples, N, D)`."""
     model.eval()
-    num_samples = args.num_samples if model.config.use_best_of_many else 1
+    rows, context = slice(num_items), slice(args.num_context_frames)
+    first_future = slice(args.num_context_frames, args.num_context_frames + 1)
     output = model.generate(
-        delta_tokens=cache["delta_tokens"][:, :num_context],
-        timestamps=cache["timestamps"][:, :num_context],
-        future_timestamps=cache["timestamps"][:, num_context : num_context + 1],
-        last_features=cache["last_context_features"],
-        num_samples=num_samples,
+        delta_tokens=cache["delta_tokens"][rows, context],
+        timestamps=cache["timestamps"][rows, context],
+        future_timestamps=cache["timestamps"][rows, first_future],
+        last_features=cache["last_context_features"][rows],
+        num_samples=num_samples if model.config.use_best_of_many else 1,
         generator=torch.Generator().manual_seed(args.seed + 1),
     )
+    return output.future_features[:, :, 0]
+
+
+@torch.no_grad()
+def evaluate(model, cache: dict, decoder, world: ForkWorld, items: list[dict], args) -> dict:
     # (items, samples, 1, N, D); the deterministic forecast repeated as its 20 "samples"
-    samples = output.future_features.expand(-1, args.num_samples, -1, -1, -1)
+    samples = forecast_first_future_frame(model, cache, args.num_samples, args)[:, :, None]
+    samples = samples.expand(-1, args.num_samples, -1, -1, -1)
     batch = torch.arange(samples.shape[0])
     true_features = cache["mode_features"][batch, cache["modes"]]  # (items, N, D)
     scores = generative_forecast_scores(
@@ -320,16 +328,8 @@ def main(argv=None):
         if args.output_dir:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
             model.save_pretrained(Path(args.output_dir) / name)
-            with torch.no_grad():
-                generated = model.generate(
-                    delta_tokens=eval_cache["delta_tokens"][:4, : args.num_context_frames],
-                    timestamps=eval_cache["timestamps"][:4, : args.num_context_frames],
-                    future_timestamps=eval_cache["timestamps"][:4, args.num_context_frames :],
-                    last_features=eval_cache["last_context_features"][:4],
-                    num_samples=6 if use_best_of_many else 1,
-                    generator=torch.Generator().manual_seed(args.seed + 1),
-                )
-            pictures[name] = decode_rgb(decoder, generated.future_features[:, :, 0], grid_size)
+            shown = forecast_first_future_frame(model, eval_cache, 6, args, num_items=4)  # (4, 6 or 1, N, D)
+            pictures[name] = decode_rgb(decoder, shown, grid_size)
 
     bom, deterministic = results["best_of_many"], results["deterministic"]
     results["ratio_best_of_20_feature_mse"] = bom["best_of_20_feature_mse"] / deterministic["best_of_20_feature_mse"]
