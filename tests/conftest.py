@@ -45,10 +45,11 @@ def tiny_tokenizer():
     return DeltaTokModel(DeltaTokConfig.tiny()).eval()
 
 
-def write_test_video(path, frames, fps: int = 25, codec: str = "mpeg4", gop_size: int | None = None):
+def write_test_video(path, frames, fps: int = 25, codec: str = "mpeg4", gop_size: int | None = None, times=None):
     """
-    Encode `frames` (an iterable of `(height, width, 3)` uint8 RGB arrays) with PyAV, frame `i` at `i / fps` seconds.
-    The container header is written even when there are no frames. Returns `path`.
+    Encode `frames` (an iterable of `(height, width, 3)` uint8 RGB arrays) with PyAV, frame `i` at `i / fps` seconds,
+    or at `times[i]` seconds (millisecond time base) when `times` is given: a variable frame rate, or the gaps a
+    frame-dropping container leaves. The container header is written even when there are no frames. Returns `path`.
     """
     from fractions import Fraction
 
@@ -62,10 +63,13 @@ def write_test_video(path, frames, fps: int = 25, codec: str = "mpeg4", gop_size
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if gop_size is not None:
             stream.codec_context.gop_size = gop_size
+        time_base = Fraction(1, fps) if times is None else Fraction(1, 1000)
+        if times is not None:
+            stream.time_base = stream.codec_context.time_base = time_base
         container.start_encoding()
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
+            frame.pts, frame.time_base = (index if times is None else round(times[index] * 1000)), time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
@@ -186,3 +190,21 @@ def offline_hub_cache(source_dir, tmp_path, monkeypatch, repo_id: str, repo_type
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     return repo_id
+
+
+def write_audio_only(path, codec: str = "aac", sample_rate: int = 16000):
+    """A file holding one silent audio stream and no video stream (`aac`: float samples; `pcm_s16le`: int16). Returns `path`."""
+    import av
+    import numpy as np
+
+    floating = codec == "aac"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=sample_rate)
+        samples = np.zeros((1, 1024), dtype=np.float32 if floating else np.int16)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp" if floating else "s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -1,8 +1,6 @@
 """Data faults: corrupt, truncated, empty, audio-only and variable-frame-rate files among good videos."""
 
 import logging
-from fractions import Fraction
-
 import numpy as np
 import pytest
 import torch
@@ -15,7 +13,7 @@ from deltatok_hf.data import (
     read_timestamps,
 )
 from deltatok_hf.data.video import torchcodec_problem
-from conftest import grey_frames, write_test_video
+from conftest import grey_frames, write_audio_only, write_test_video
 
 
 av = pytest.importorskip("av")
@@ -30,39 +28,12 @@ BACKENDS = ["pyav", pytest.param("torchcodec", marks=pytest.mark.skipif(
     torchcodec_problem() is not None, reason=f"torchcodec cannot decode here: {torchcodec_problem()}"))]
 
 
-def write_sparse_video(path, times=SPARSE_TIMES, fps=25):
-    """Nominal `fps`, but frames only at `times` (pts in 1/fps units): what a frame-dropping container holds."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
-        for index, (image, time) in enumerate(zip(grey_frames(len(times), 32, 48, 10, 20), times)):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = round(time * fps), Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
-def write_audio_only(path):
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def faulty_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("faulty")
     for index, name in enumerate(GOOD):
         write_test_video(folder / f"{name}.mp4", grey_frames(20, 32, 48, 50 * index, 5), gop_size=5)
-    write_sparse_video(folder / "sparse.mp4")
+    write_test_video(folder / "sparse.mp4", grey_frames(len(SPARSE_TIMES), 32, 48, 10, 20), times=SPARSE_TIMES)
     (folder / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     whole = (folder / "good_0.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(whole[: len(whole) // 2])  # the index (moov) at the end is lost

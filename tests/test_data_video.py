@@ -16,7 +16,7 @@ from deltatok_hf.data import (
     read_timestamps,
 )
 from deltatok_hf.data.video import torchcodec_problem
-from conftest import grey_frames, write_test_video
+from conftest import grey_frames, write_audio_only, write_test_video
 
 
 av = pytest.importorskip("av")
@@ -158,15 +158,7 @@ def test_empty_file_and_bytes_raise_value_error(tmp_path):
 
 
 def test_file_without_video_stream_raises_value_error(tmp_path):
-    path = tmp_path / "audio_only.wav"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    path = write_audio_only(tmp_path / "audio_only.wav", codec="pcm_s16le", sample_rate=8000)
     with pytest.raises(ValueError, match="no video stream"):
         decode_video(path)
 
@@ -207,24 +199,6 @@ def noise_frames(num_frames, height=48, width=64):
     return [generator.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(num_frames)]
 
 
-def write_timed_video(path, times, codec="mpeg4"):
-    """A video whose frame `i` is shown at `times[i]` seconds (millisecond time base): variable frame rate."""
-    from fractions import Fraction
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        for image, time in zip(noise_frames(len(times)), times):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def codec_videos(tmp_path_factory):
     """The test videos: MPEG-4 part 2 and H.264 (short GOPs, B-frames for H.264), a variable-frame-rate file."""
@@ -232,7 +206,7 @@ def codec_videos(tmp_path_factory):
     videos = {
         "mpeg4": write_test_video(folder / "mpeg4.mp4", noise_frames(30), codec="mpeg4", gop_size=6),
         "h264": write_test_video(folder / "h264.mp4", noise_frames(30), codec="libx264", gop_size=8),
-        "variable_rate": write_timed_video(folder / "vfr.mkv", [0, 0.04, 0.08, 0.2, 0.24, 0.4, 0.44, 0.48, 0.8, 0.84]),
+        "variable_rate": write_test_video(folder / "vfr.mkv", noise_frames(10), times=[0, 0.04, 0.08, 0.2, 0.24, 0.4, 0.44, 0.48, 0.8, 0.84]),
         "demo": demo_clip_path(),
     }
     return videos

@@ -11,7 +11,7 @@ PyAV is installed (no pixels decoded; torchcodec has no API for that), so both b
 same frames. torchcodec's frames are checked against the times asked for; where it returns other
 frames (it seeks inaccurately in MPEG-PS files, for example), `"auto"` decodes that file with PyAV
 instead and `"torchcodec"` raises `VideoDecodeError`. Why torchcodec first: for training clips it
-gave 1.4-1.6x the clips/s of PyAV at 0.5-0.6x the CPU time per clip; PyAV's frame threads win
+gave 1.3-1.6x the clips/s of PyAV at 0.5-0.65x the CPU time per clip; PyAV's frame threads win
 single 4-frame evaluation reads by 1.1-1.2x in wall time (`benchmarks/RESULTS.md`, section 7).
 
 Note: the official DeltaTok code reads videos with decord (whole-index random access). We seek
