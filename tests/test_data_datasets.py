@@ -192,3 +192,14 @@ def test_a_decoding_video_column_is_usable_as_input(video_folder):
         "decoded-0",
         "decoded-1",
     ]
+
+
+def test_counts_of_dataloader_workers_reach_the_main_process(video_folder):
+    clip_dataset = VideoClipDataset(video_folder, num_frames=4, transform=RandomResizedCropVideo(16), seed=0)
+    loader = torch.utils.data.DataLoader(clip_dataset, batch_size=1, num_workers=2, collate_fn=collate_clips)
+    assert len(list(loader)) == NUM_GOOD_VIDEOS
+    # The corrupt and the short video were skipped inside the workers; the main process's dataset counts them.
+    assert clip_dataset.stats == {"videos": NUM_GOOD_VIDEOS, "clips": NUM_GOOD_VIDEOS, "skipped_unreadable": 1, "skipped_too_short": 1}
+    assert clip_dataset.num_skipped == 2
+    list(loader)  # a second epoch adds up
+    assert clip_dataset.stats["clips"] == 2 * NUM_GOOD_VIDEOS

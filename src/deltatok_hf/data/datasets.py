@@ -251,6 +251,10 @@ def video_source_from_entry(entry: Any) -> tuple[Union[str, bytes], str | None]:
     )
 
 
+STAT_NAMES = ("videos", "clips", "skipped_unreadable", "skipped_too_short")
+MAX_COUNTED_WORKERS = 64
+
+
 class NoUsableVideosError(ValueError):
     """A whole pass over a video dataset gave no clip: every video was unreadable or too short."""
 
@@ -314,8 +318,8 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
     real frame times. When a whole pass yields no clip at all, `NoUsableVideosError` is raised
     (naming the counts and the first problems) instead of an endless empty epoch; inside one of
     several DataLoader workers a worker cannot know whether the others found clips, so there the
-    pass just ends (the training loop raises when an epoch gives no batch). With DataLoader
-    workers the counts live in each worker process.
+    pass just ends (the training loop raises when an epoch gives no batch). The counts in `stats`
+    include those of DataLoader workers (kept in shared memory).
 
     Time windows: with `start_column` / `end_column`, each row's clips use only the frames in
     `[start, end)` seconds of its video (see `window_frame_times`); this is how the episodes of a
@@ -397,7 +401,9 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         # Frame times of the last video file read: consecutive rows often share a file (LeRobot).
         self._timestamps_of: tuple[str, torch.Tensor] | None = None
         self.epoch = 0
-        self.stats = {"videos": 0, "clips": 0, "skipped_unreadable": 0, "skipped_too_short": 0}
+        # One row of counts per process (row 0: the process that made the dataset; row 1 + i: DataLoader worker i),
+        # in shared memory so that the workers' skips reach `stats` in the main process (for the run summary).
+        self._counts = torch.zeros(1 + MAX_COUNTED_WORKERS, len(STAT_NAMES), dtype=torch.int64).share_memory_()
 
     def __repr__(self) -> str:
         return (
@@ -406,8 +412,21 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
         )
 
     @property
+    def stats(self) -> dict[str, int]:
+        """Counts over every pass so far, DataLoader workers included: `videos` used, `clips` yielded,
+        `skipped_unreadable`, `skipped_too_short`."""
+        return dict(zip(STAT_NAMES, self._counts.sum(dim=0).tolist()))
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        worker = torch.utils.data.get_worker_info()
+        # Each process writes only its own row, so no two processes race on one counter (beyond
+        # MAX_COUNTED_WORKERS workers, rows are shared and a count may rarely be lost).
+        row = 0 if worker is None else 1 + worker.id % MAX_COUNTED_WORKERS
+        self._counts[row, STAT_NAMES.index(name)] += amount
+
+    @property
     def num_skipped(self) -> int:
-        """Videos skipped so far in this process (unreadable or too short)."""
+        """Videos skipped so far (unreadable or too short), DataLoader workers included."""
         return self.stats["skipped_unreadable"] + self.stats["skipped_too_short"]
 
     def set_epoch(self, epoch: int) -> None:
@@ -490,18 +509,18 @@ class VideoClipDataset(torch.utils.data.IterableDataset):
                 video_id = self._video_id(example, name, row)
                 clips = self.clips_from_example(example, video_id, base_seed)
             except VideoTooShortError as error:
-                self.stats["skipped_too_short"] += 1
+                self._count("skipped_too_short")
                 num_too_short += 1
                 logger.warning("Skipping video %s: too short (%s)", video_id, error)
                 problems = (problems + [f"{video_id}: {error}"])[:3]
                 continue
             except (VideoDecodeError, ValueError, TypeError, OSError, RuntimeError, EOFError) as error:
-                self.stats["skipped_unreadable"] += 1
+                self._count("skipped_unreadable")
                 logger.warning("Skipping video %s: unreadable (%s)", video_id, error)
                 problems = (problems + [f"{video_id}: {error}"])[:3]
                 continue
-            self.stats["videos"] += 1
-            self.stats["clips"] += len(clips)
+            self._count("videos")
+            self._count("clips", len(clips))
             num_used += 1
             yield from clips
         worker = torch.utils.data.get_worker_info()
