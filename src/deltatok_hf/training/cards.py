@@ -58,8 +58,11 @@ def build_card_data(
 
 
 def command_line() -> str:
-    """The command that started this process, for model cards (`accelerate launch` is implied for multi-process)."""
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command that started this process, for model cards (`accelerate launch` is implied for multi-process);
+    the console script and `python -m deltatok_hf.cli` (as `accelerate launch -m` runs it) read `deltatok-hf`."""
+    program = Path(sys.argv[0])
+    is_cli = program.name == "deltatok-hf" or program.parts[-2:] == ("deltatok_hf", "cli.py")
+    return shlex.join(["deltatok-hf" if is_cli else sys.argv[0], *sys.argv[1:]])
 
 
 def render_training_card(arguments, summary: dict, base_model: str | None, train_data: str | None, **template_kwargs):

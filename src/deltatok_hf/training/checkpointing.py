@@ -172,10 +172,15 @@ def register_pretrained_checkpoint_hooks(accelerator, model_class) -> None:
     """
 
     def save_model_hook(models, weights, output_dir):
-        if accelerator.is_main_process:
-            for model in models:
-                accelerator.unwrap_model(model).save_pretrained(output_dir)
-                weights.pop()
+        for model in models:
+            state_dict = None
+            if weights:
+                weights.pop()  # Accelerate's own copy of the weights: save_pretrained writes them instead
+            else:
+                # FSDP / DeepSpeed write their own shards and pass no weights: gather a full copy (every process).
+                state_dict = accelerator.get_state_dict(model)
+            if accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(output_dir, state_dict=state_dict)
 
     def load_model_hook(models, input_dir):
         while models:

@@ -232,8 +232,9 @@ def train(
             output_dir / f"rank{accelerator.process_index}_checksum.json",
             {"process_index": accelerator.process_index, "checksum": parameter_checksum(final_model)},
         )
+    state_dict = accelerator.get_state_dict(model)  # gathers FSDP shards, so every process calls it
     if accelerator.is_main_process:
-        final_model.save_pretrained(output_dir)
+        final_model.save_pretrained(output_dir, state_dict=state_dict)
     return summary
 
 
