@@ -112,6 +112,19 @@ def test_clips_batch_through_a_dataloader_with_workers(lerobot_root):
     assert ids == [f"episode_{index:06d}" for index in range(len(EPISODE_LENGTHS))]
 
 
+def test_evaluation_clips_are_fixed_spacing_and_reproducible(lerobot_root):
+    def evaluation_clips():
+        clips = LeRobotClipDataset(lerobot_root, camera_key=CAMERAS[0], num_frames=4, min_gap=0.2, max_gap=0.2, seed=0)
+        clips.set_epoch(3)  # the epoch changes training clips; evaluation fixes one
+        return list(clips)
+
+    first, again = evaluation_clips(), evaluation_clips()
+    assert [clip["video_id"] for clip in first] == [f"episode_{index:06d}" for index in range(len(EPISODE_LENGTHS))]
+    for clip, repeat in zip(first, again):
+        torch.testing.assert_close(clip["timestamps"], torch.tensor([0.0, 0.2, 0.4, 0.6]))
+        assert torch.equal(clip["frames"], repeat["frames"])
+
+
 def test_split_and_episode_selection(lerobot_root, tmp_path):
     assert load_lerobot_episodes(lerobot_root, CAMERAS[0], split="train")["episode_index"] == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="validation"):

@@ -279,11 +279,15 @@ class LeRobotClipDataset(VideoClipDataset):
         **kwargs: `VideoClipDataset` arguments (`num_frames`, `num_clips_per_video`, `sampler`,
             `transform`, `shuffle`, `seed`, `backend`, ...).
 
+    For evaluation, fix the gaps and the seed: `min_gap=max_gap=0.2, seed=0` gives the same
+    clips of frames 0.2 s apart (the evaluation context spacing) at every pass.
+
     Example:
 
     ```python
     >>> clips = LeRobotClipDataset("lerobot/pusht", camera_key="observation.image", num_frames=8, seed=0)
     >>> next(iter(clips))["frames"].shape  # (8, 3, 96, 96)
+    >>> evaluation = LeRobotClipDataset("lerobot/pusht", num_frames=4, min_gap=0.2, max_gap=0.2, seed=0)
     ```
     """
 
