@@ -182,3 +182,21 @@ def test_lerobot_dataset_trains_deltaworld_through_the_training_command(tmp_path
     summary = json.loads((output_dir / "train_summary.json").read_text())
     assert summary["global_step"] == 3 and all(torch.isfinite(torch.tensor(list(summary["losses"].values()))))
     DeltaWorldForForecasting.from_pretrained(output_dir)
+
+
+def test_a_hub_dataset_fetches_its_metadata_then_only_the_chosen_cameras_videos(lerobot_root, monkeypatch):
+    import huggingface_hub
+
+    requests = []
+
+    def fake_snapshot_download(repo_id, repo_type=None, revision=None, allow_patterns=None):
+        requests.append((repo_id, repo_type, allow_patterns))
+        return str(lerobot_root)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    table = load_lerobot_episodes("someorg/two-cameras", camera_key=CAMERAS[1])
+    assert requests == [
+        ("someorg/two-cameras", "dataset", ["meta/**"]),
+        ("someorg/two-cameras", "dataset", [f"videos/{CAMERAS[1]}/**"]),
+    ]
+    assert len(table) == len(EPISODE_LENGTHS)

@@ -53,6 +53,8 @@ class LeRobotMetadata:
         video_path (`str`): the template of video file paths, relative to `root`.
         splits (`dict[str, str]`): split name -> episode range `"start:stop"`.
         info (`dict`): the whole `info.json`.
+        repo_id (`str`, *optional*), revision (`str`, *optional*): the Hub dataset it came from
+            (its camera videos are fetched when a camera is chosen).
     """
 
     root: Path
@@ -62,6 +64,8 @@ class LeRobotMetadata:
     video_path: str
     splits: dict[str, str]
     info: dict
+    repo_id: str | None = None
+    revision: str | None = None
 
 
 def _looks_like_hub_id(spec: str) -> bool:
@@ -69,11 +73,14 @@ def _looks_like_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~")) and not Path(spec).exists()
 
 
-def resolve_lerobot_root(spec: Union[str, os.PathLike], revision: str | None = None) -> Path:
+def resolve_lerobot_root(
+    spec: Union[str, os.PathLike], revision: str | None = None, allow_patterns: Sequence[str] = ("meta/**",)
+) -> Path:
     """
     The local folder of a LeRobot dataset: `spec` itself when it is a folder, else the snapshot of
-    the Hub dataset `spec` (`meta/` and `videos/` only) from `huggingface_hub.snapshot_download`
-    (which reads the local cache when `HF_HUB_OFFLINE=1`).
+    the Hub dataset `spec` from `huggingface_hub.snapshot_download` (which reads the local cache
+    when `HF_HUB_OFFLINE=1`), holding the files matching `allow_patterns` (by default `meta/`
+    only: the videos of the chosen camera follow in `load_lerobot_episodes`).
 
     Raises:
         `LeRobotLayoutError`: `spec` is neither a folder nor a reachable Hub dataset.
@@ -89,9 +96,7 @@ def resolve_lerobot_root(spec: Union[str, os.PathLike], revision: str | None = N
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(
-            snapshot_download(spec, repo_type="dataset", revision=revision, allow_patterns=["meta/**", "videos/**"])
-        )
+        return Path(snapshot_download(spec, repo_type="dataset", revision=revision, allow_patterns=list(allow_patterns)))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
         raise LeRobotLayoutError(f"Could not get the Hub dataset {spec!r} ({type(error).__name__}: {error}).") from error
 
@@ -125,6 +130,7 @@ def load_lerobot_metadata(spec: Union[str, os.PathLike], revision: str | None = 
         `convert_dataset_v21_to_v30` script), or no video feature.
     """
     root = resolve_lerobot_root(spec, revision=revision)
+    repo_id = spec if isinstance(spec, str) and _looks_like_hub_id(spec) else None
     info_file = root / INFO_PATH
     if not info_file.is_file():
         raise LeRobotLayoutError(f"{str(root)!r} is not a LeRobot dataset: {INFO_PATH.as_posix()} is missing.")
@@ -157,6 +163,8 @@ def load_lerobot_metadata(spec: Union[str, os.PathLike], revision: str | None = 
         video_path=str(video_path),
         splits=dict(info.get("splits") or {}),
         info=info,
+        repo_id=repo_id,
+        revision=revision,
     )
 
 
@@ -205,6 +213,8 @@ def load_lerobot_episodes(
     if camera_key not in metadata.camera_keys:
         raise ValueError(f"`camera_key` {camera_key!r} is not a video feature of the dataset; cameras: {metadata.camera_keys}.")
 
+    if metadata.repo_id is not None:  # only this camera's videos (a dataset often has several cameras)
+        resolve_lerobot_root(metadata.repo_id, metadata.revision, allow_patterns=[f"videos/{camera_key}/**"])
     files = sorted((metadata.root / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
     if not files:
         raise LeRobotLayoutError(f"No episode tables under {metadata.root / EPISODES_DIR} (expected chunk-*/file-*.parquet).")
@@ -212,10 +222,10 @@ def load_lerobot_episodes(
     columns = ["episode_index"] + [prefix + name for name in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
     rows: dict[str, list] = {column: [] for column in columns}
     for file in files:
-        table = parquet.read_table(file)
-        missing = [column for column in columns if column not in table.column_names]
+        missing = [column for column in columns if column not in parquet.read_schema(file).names]
         if missing:
             raise LeRobotLayoutError(f"Episode table {file} lacks the columns {missing}.")
+        table = parquet.read_table(file, columns=columns)  # not the per-episode statistics columns
         for column in columns:
             rows[column].extend(table.column(column).to_pylist())
 
