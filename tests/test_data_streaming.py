@@ -143,3 +143,12 @@ def test_two_processes_under_accelerate_launch_see_disjoint_shards(parquet_folde
     assert seen[0] | seen[1] == all_video_ids()
     for rank_ids in seen:  # each process holds whole shards
         assert all(set(shard_video_ids(shard)) <= rank_ids or not set(shard_video_ids(shard)) & rank_ids for shard in range(NUM_SHARDS))
+
+
+def test_webdataset_folder_is_accepted_as_train_data(webdataset_folder):
+    from deltatok_hf.training import DeltaWorldTrainingArguments, build_clip_dataset
+
+    clips = build_clip_dataset(DeltaWorldTrainingArguments(train_data=str(webdataset_folder), num_frames=4, frame_size=32))
+    items = list(clips)
+    assert {item["video_id"] for item in items} == all_video_ids()
+    assert all(item["frames"].shape == (4, 3, 32, 32) for item in items)
