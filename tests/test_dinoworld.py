@@ -174,7 +174,7 @@ def test_best_of_many_winner_equals_brute_force():
 
 
 def test_chunked_candidate_scoring_matches_one_pass():
-    model = tiny_model(True)
+    model = tiny_model(True, candidate_chunk_size=None)
     features = random_features()
     one_pass = model(features=features, timestamps=TIMES, generator=torch.Generator().manual_seed(4))
     model.config.candidate_chunk_size = 3
@@ -251,6 +251,21 @@ def test_rollout_feeds_each_prediction_back_as_context():
     second = model.generate(features=extended, timestamps=TIMES[:, :4], future_timestamps=TIMES[:, 4:5])
     torch.testing.assert_close(two_steps.future_features[:, :, 0], first.future_features[:, :, 0], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(two_steps.future_features[:, :, 1], second.future_features[:, :, 0], atol=1e-6, rtol=1e-5)
+
+
+def test_generate_reports_every_step_and_refuses_undecoded_output():
+    model = tiny_model(True)
+    features = random_features(num_frames=3)
+    steps = []
+    output = model.generate(
+        features=features, timestamps=TIMES[:, :3], future_timestamps=TIMES[:, 3:], num_samples=2,
+        step_callback=lambda step, tokens, predicted: steps.append((step, tokens, predicted.clone())),
+    )
+    assert [step for step, _, _ in steps] == [0, 1] and all(tokens is None for _, tokens, _ in steps)
+    # Sample index fastest, as DeltaWorld's callback.
+    assert torch.equal(steps[1][2].unflatten(0, (2, 2)), output.future_features[:, :, 1])
+    with pytest.raises(ValueError, match="decode=False"):
+        model.generate(features=features, timestamps=TIMES[:, :3], future_timestamps=TIMES[:, 3:], decode=False)
 
 
 def test_generate_input_errors_name_the_problem():
@@ -423,3 +438,56 @@ def test_dinoworld_reference_every_section_matches(reference_dir, variant):
     for name, actual in ours.items():
         assert_close(name, actual.detach(), reference[name])
     assert all(parameter.grad is None for parameter in model.backbone.parameters())
+
+
+# ---------------------------------------------------------------------------------------------- training package
+
+
+@pytest.mark.parametrize("best_of_many", [False, True])
+def test_train_dinoworld_trains_saves_and_writes_a_card(tmp_path, best_of_many):
+    from deltatok_hf.training.cards import check_card_metadata
+    from deltatok_hf.training.dinoworld import DinoWorldTrainingArguments, train_dinoworld
+
+    arguments = DinoWorldTrainingArguments(
+        output_dir=str(tmp_path / "run"), frame_size=32, num_frames=3, num_synthetic_videos=4, train_batch_size=2,
+        max_train_steps=2, checkpointing_steps=100, logging_steps=1, learning_rate=1e-3, warmup_steps=0,
+        best_of_many=best_of_many, num_samples_train=3 if best_of_many else None,
+    )
+    assert arguments.weight_decay == 0.4  # DeltaWorld's recipe (the official training/world.py)
+    summary = train_dinoworld(arguments)
+    assert summary["global_step"] == 2 and summary["use_best_of_many"] is best_of_many
+    model = DinoWorldForForecasting.from_pretrained(tmp_path / "run")
+    assert model.config.use_best_of_many is best_of_many
+    assert check_card_metadata(tmp_path / "run" / "README.md")["tags"][0] == "dinoworld"
+
+
+def test_train_dinoworld_arguments_refuse_candidates_without_best_of_many():
+    from deltatok_hf.training.dinoworld import DinoWorldTrainingArguments
+
+    with pytest.raises(ValueError, match="num_samples_train needs best_of_many"):
+        DinoWorldTrainingArguments(num_samples_train=4)
+
+
+# ---------------------------------------------------------------------------------------------- pipeline
+
+
+@pytest.mark.parametrize("use_best_of_many", [False, True])
+def test_the_pipeline_hosts_a_dinoworld(tmp_path, use_best_of_many):
+    from deltatok_hf.pipelines import DeltaWorldPipeline
+
+    model = tiny_model(use_best_of_many)
+    pipe = DeltaWorldPipeline(world_model=model)
+    clip = torch.randint(0, 256, (3, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    num_samples = 4 if use_best_of_many else 1
+    out = pipe(clip, fps=5, num_samples=num_samples, num_future_frames=2, size=32, seed=0)
+    assert out.future_features.shape == (num_samples, 2, 4, 64)  # (samples, future, patches, hidden)
+    assert out.future_delta_tokens is None
+    # The pipeline's result is the model's own rollout of the same clip.
+    direct = model.generate(
+        clip[None].float(), torch.tensor([[0.0, 0.2, 0.4]]), torch.tensor([[0.6, 0.8]]), num_samples=num_samples,
+        generator=torch.Generator().manual_seed(0),
+    )
+    torch.testing.assert_close(out.future_features, direct.future_features[0], atol=1e-5, rtol=1e-4)
+    pipe.save_pretrained(tmp_path / "pipe")
+    loaded = DeltaWorldPipeline.from_pretrained(tmp_path / "pipe")
+    assert isinstance(loaded.world_model, DinoWorldForForecasting)

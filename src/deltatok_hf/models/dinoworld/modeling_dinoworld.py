@@ -15,6 +15,7 @@ their own: a 3-axis RoPE over (time, w, h) tells them apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -430,7 +431,9 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
         features: torch.Tensor | None = None,
         grid_size: tuple[int, int] | None = None,
         noise: torch.Tensor | None = None,
+        decode: bool = True,
         return_dict: bool | None = None,
+        step_callback: Callable[[int, torch.Tensor | None, torch.Tensor], None] | None = None,
     ) -> DeltaWorldForecastOutput | tuple:
         """
         Roll out futures of a context, frame by frame: each predicted frame joins the context.
@@ -447,12 +450,21 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
             generator: for the noise; one draw of shape `(batch, num_samples, Dp)` per step, in step order (the
                 official order, so a generator seeded like the official global seed gives the same futures).
             noise: explicit noise queries `(batch_size, num_samples, num_future_frames, Dp)` instead of drawing them.
+            decode: must be `True` (accepted for the interface of [`DeltaWorldForForecasting.generate`]): the
+                predictions are features already; there are no tokens to return undecoded.
+            step_callback: called after every step as `step_callback(step, None, features)` with the step's features
+                `(batch_size * num_samples, N, D)`, sample index fastest (the same call as DeltaWorld's, whose second
+                argument, the delta tokens, does not exist here); the pipeline's progress bar hooks in here.
         Returns:
             [`DeltaWorldForecastOutput`] (the output of every world model of the package) with `future_features`
             `(batch, samples, future_frames, N, D)`, `context_features`, `noise` and `future_timestamps`; the
             delta-token fields are `None` (no tokenizer here).
         """
         # 1. Check inputs.
+        if decode is not True:
+            raise ValueError(
+                f"decode={decode!r}: DINO-world predicts patch features directly, it has no tokens to return undecoded."
+            )
         context_features, (rows, columns) = self._resolve_features(frames, features, grid_size, "num_context_frames")
         batch_size, num_context, num_patches, _ = context_features.shape
         if num_context < 1:
@@ -513,10 +525,14 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
                 noises.append(step_noise)  # (batch, samples, Dp)
                 vectors = step_noise.reshape(batch_size * num_samples, 1, hidden_size)
             else:
-                vectors = self.query_embed.weight[None].expand(batch_size * num_samples, 1, hidden_size)
+                # Detached: a view of a parameter made under no_grad still says requires_grad, which trips autograd
+                # hooks such as FlopCounterMode's module tracker.
+                vectors = self.query_embed.weight.detach()[None].expand(batch_size * num_samples, 1, hidden_size)
             queries = vectors.expand(-1, num_patches, -1)  # (batch * samples, N, Dp)
             predicted = self.predictor(queries, step_positions, context_states=context_states)  # (batch * samples, N, D)
             predictions.append(predicted)
+            if step_callback is not None:
+                step_callback(step, None, predicted)
             if step + 1 < num_future:
                 new_states = self.predictor.project_context(predicted, step_positions)
                 context_states = [
