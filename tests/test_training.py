@@ -239,6 +239,9 @@ def test_trainer_state_refuses_another_batch_layout(tmp_path):
         loaded.check_compatible(2, 2, 1)
     with pytest.raises(ValueError, match="incomplete"):
         TrainerState.load(tmp_path / "missing" / "trainer_state.json")
+    (tmp_path / "old.json").write_text(json.dumps({"global_step": 2, "epoch": 0, "batches_in_epoch": 2}))
+    with pytest.raises(ValueError, match="older deltatok-hf"):
+        TrainerState.load(tmp_path / "old.json")  # written before the batch layout was recorded
 
 
 def test_model_card_template_renders_and_round_trips():

@@ -62,7 +62,10 @@ class TrainerState:
         names = set(cls.__dataclass_fields__)
         missing = sorted(names - set(payload) - {"losses"})
         if missing:
-            raise ValueError(f"{path} lacks {missing}: it was written by another version; resume from a newer one.")
+            raise ValueError(
+                f"{path} lacks {missing}: the checkpoint was written by an older deltatok-hf, which did not record "
+                "them; start a new run (or load its weights with --init_from)."
+            )
         return cls(**{key: value for key, value in payload.items() if key in names})
 
     def check_compatible(self, num_processes: int, train_batch_size: int, gradient_accumulation_steps: int) -> None:
