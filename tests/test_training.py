@@ -182,6 +182,23 @@ def test_command_line_builds_the_same_dataclass_as_python():
     assert parsed == DeltaWorldTrainingArguments(num_samples_train=8, freeze=["head"], time_stride_range=[0.1, 0.2])
 
 
+@pytest.mark.parametrize(
+    "script, arguments_class",
+    [
+        ("train_deltatok.py", DeltaTokTrainingArguments),
+        ("train_deltaworld.py", DeltaWorldTrainingArguments),
+        ("cache_delta_tokens.py", CacheTokensArguments),
+    ],
+)
+def test_example_scripts_parse_into_the_command_dataclasses(script, arguments_class):
+    import runpy
+
+    namespace = runpy.run_path(str(EXAMPLES / script))  # by path: examples/ never goes on sys.path
+    argv = ["--output_dir", "out", "--seed", "3"]
+    assert namespace["parse_args"](argv) == parse_arguments(arguments_class, argv)
+    assert callable(namespace["main"])
+
+
 def test_cli_reports_a_bad_value_with_exit_code_2(tmp_path, capsys):
     code = cli_main(["train-deltaworld", "--num_samples_train", "0", "--output_dir", str(tmp_path)])
     assert code == 2 and "num_samples_train must be >= 1, got 0" in capsys.readouterr().err
