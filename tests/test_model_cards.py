@@ -143,18 +143,26 @@ def test_a_wheel_ships_the_templates_and_finds_them_when_installed(tmp_path):
     assert result.stdout.strip().split(",") == template_names()
 
 
-@pytest.mark.slow  # two tiny training stages in a subprocess (~20-40 s on 2 cores)
+# Tiny values for the demo script's size options; only those its `--help` lists are passed, so the test follows the
+# script as it gains or drops stages.
+DEMO_TINY_OPTIONS = {
+    "--frame_size": 64, "--tokenizer_steps": 2, "--decoder_steps": 2, "--world_steps": 2, "--batch_size": 2,
+    "--num_synthetic_videos": 4, "--num_eval_items": 2, "--clip_views": 2, "--num_samples_train": 2, "--num_samples": 2,
+}  # fmt: skip
+
+
+@pytest.mark.slow  # tiny training stages in a subprocess (~20-60 s on 2 cores)
 def test_card_written_by_the_demo_model_script_validates(tmp_path):
+    script = ROOT / "examples" / "train_demo_model.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"}
+    usage = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=300)
+    assert usage.returncode == 0, usage.stderr[-3000:]
+    tiny = [str(part) for option, value in DEMO_TINY_OPTIONS.items() if option in usage.stdout for part in (option, value)]
     output = tmp_path / "demo_model"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "train_demo_model.py"), "--output_dir", str(output), "--work_dir",
-         str(tmp_path / "work"), "--frame_size", "32", "--tokenizer_steps", "2", "--world_steps", "2", "--batch_size",
-         "2", "--num_synthetic_videos", "4", "--clip_views", "2", "--num_samples_train", "2"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
+    command = [sys.executable, str(script), "--output_dir", str(output), "--work_dir", str(tmp_path / "work"), *tiny]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     metadata = check_card_metadata(output / "README.md")
     assert metadata["pipeline_tag"] == "other" and "not-for-evaluation" in metadata["tags"]
-    # The committed card says what the script now writes, header included.
+    # The committed card says what the script writes, header included.
     assert metadata == check_card_metadata(DEMO_CARD)
