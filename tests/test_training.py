@@ -174,6 +174,13 @@ def test_bad_argument_values_raise_naming_the_value(arguments_class, values, mes
         arguments_class(**values)
 
 
+def test_shared_training_arguments_need_a_model_type():
+    from deltatok_hf.training import TrainingArguments
+
+    with pytest.raises(TypeError, match="DeltaTokTrainingArguments or DeltaWorldTrainingArguments"):
+        TrainingArguments()
+
+
 def test_command_line_builds_the_same_dataclass_as_python():
     parsed = parse_arguments(
         DeltaWorldTrainingArguments,

@@ -98,6 +98,11 @@ class TrainingArguments(DataArguments):
     )
 
     def __post_init__(self) -> None:
+        if not hasattr(type(self), "model_type"):
+            raise TypeError(
+                "TrainingArguments holds the shared options; use DeltaTokTrainingArguments or "
+                "DeltaWorldTrainingArguments (or a subclass that sets model_type)."
+            )
         super().__post_init__()
         recipe = self.recipe
         for name in ("learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "num_frames"):
