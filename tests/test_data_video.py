@@ -256,7 +256,7 @@ def test_auto_backend_falls_back_to_pyav_saying_so_once(codec_videos, monkeypatc
 
     monkeypatch.setattr(video_module, "torchcodec_problem", lambda: "torchcodec is broken in this test")
     video_module._log_once.cache_clear()
-    with caplog.at_level("WARNING", logger="deltatok_hf.data.video"):
+    with caplog.at_level("INFO", logger="deltatok_hf.data.video"):
         first = read_frames_at(codec_videos["mpeg4"], [0.2])
         read_frames_at(codec_videos["mpeg4"], [0.4])
     assert first.timestamps.tolist() == [0.2]

@@ -164,9 +164,9 @@ def torchcodec_problem() -> str | None:
 
 
 @functools.cache
-def _log_once(message: str) -> None:
-    """Log `message` at warning level the first time only (cached on the message)."""
-    logger.warning(message)
+def _log_once(message: str, level: int = logging.WARNING) -> None:
+    """Log `message` the first time only (cached on the message and level)."""
+    logger.log(level, message)
 
 
 def _resolve_backend(backend: str) -> tuple[str, bool]:
@@ -179,7 +179,10 @@ def _resolve_backend(backend: str) -> tuple[str, bool]:
         if problem is None:
             return "torchcodec", has_pyav
         if has_pyav:
-            _log_once(f"Decoding video with PyAV: {problem}.")
+            # Without torchcodec, PyAV is the normal choice (info); torchcodec installed but unable to load is a
+            # problem worth a warning.
+            installed = importlib.util.find_spec("torchcodec") is not None
+            _log_once(f"Decoding video with PyAV: {problem}.", logging.WARNING if installed else logging.INFO)
             return "pyav", False
         raise ImportError(f"Decoding video needs PyAV (`pip install av`) or torchcodec; {problem}.")
     if backend == "pyav" and not has_pyav:
