@@ -69,7 +69,7 @@ def parse_args(argv=None):
     stages.add_argument("--tokenizer_learning_rate", type=float, default=2e-3)
     stages.add_argument(
         "--object_weight", type=float, default=20.0,
-        help="RGB decoder loss weight of the pixels the disc changes (the disc is ~3%% of a frame, the texture the rest).",
+        help="RGB decoder loss weight of the pixels the disc changes (the disc is ~3%% of a frame).",
     )  # fmt: skip
     stages.add_argument("--weight_decay", type=float, default=0.4, help="DeltaWorld (the released recipe's 0.4).")
     stages.add_argument("--tokenizer_weight_decay", type=float, default=1e-2, help="DeltaTok and the RGB decoder.")
@@ -77,7 +77,7 @@ def parse_args(argv=None):
     stages.add_argument("--num_samples_train", type=int, default=32, help="Best-of-Many candidates K.")
     stages.add_argument(
         "--layer_scale_init", type=float, default=0.1,
-        help="LayerScale start of tokenizer and predictor blocks (released: 1e-5, which learns too slowly for minutes).",
+        help="LayerScale start of tokenizer and predictor blocks (released: 1e-5, too slow to learn in minutes).",
     )  # fmt: skip
     stages.add_argument(
         "--tokenizer_intermediate_size", type=int, default=256,
@@ -94,7 +94,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def fit(model, batch_loss, num_examples: int, num_steps: int, args, learning_rate: float, weight_decay: float, desc: str):
+def fit(model, batch_loss, num_examples: int, num_steps: int, args, learning_rate: float, weight_decay: float, desc):
     """AdamW on `batch_loss(indices)` over random batches of `num_examples` cached examples; returns the losses."""
     model.train()
     optimizer = build_optimizer(model, learning_rate, weight_decay)
@@ -113,7 +113,7 @@ def fit(model, batch_loss, num_examples: int, num_steps: int, args, learning_rat
 
 
 @torch.no_grad()
-def backbone_features(tokenizer: DeltaTokModel, world: ForkWorld, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def backbone_features(tokenizer: DeltaTokModel, world: ForkWorld, batch_size: int = 64) -> tuple[torch.Tensor, ...]:
     """Frozen backbone features of every clip and of every branch's future:
     `(num_items, num_frames, N, D)` and `(num_items, num_modes, num_future, N, D)`."""
     clips, futures = [], []
@@ -156,7 +156,7 @@ def read_modes(world: ForkWorld, items: list[dict], frames: torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def forecast_first_future_frame(model, cache: dict, num_samples: int, args, num_items: int | None = None) -> torch.Tensor:
+def forecast_first_future_frame(model, cache: dict, num_samples: int, args, num_items: int | None = None):
     """Decoded features of `num_samples` forecasts (1 for the deterministic model) of the first future frame of the
     first `num_items` cached clips: `(num_items, num_samples, N, D)`."""
     model.eval()
@@ -205,7 +205,8 @@ def save_picture(path: Path, world: ForkWorld, items: list[dict], rows: dict, nu
 
     lines = []
     for index in range(num_items):
-        tiles = [items[index]["frames"][world.num_context_frames - 1].float(), *items[index]["all_futures"][:, 0].float()]
+        last_context = items[index]["frames"][world.num_context_frames - 1].float()
+        tiles = [last_context, *items[index]["all_futures"][:, 0].float()]
         for pictures in rows.values():
             tiles.extend(pictures[index])
         lines.append(torch.cat(tiles, dim=2))  # (3, H, tiles * W)
@@ -241,20 +242,21 @@ def main(argv=None):
     tokenizer_losses = fit(
         tokenizer,
         lambda index: tokenizer(features=pairs[index], grid_size=grid_size).loss,
-        pairs.shape[0], args.tokenizer_steps, args, args.tokenizer_learning_rate, args.tokenizer_weight_decay, "DeltaTok",
+        pairs.shape[0], args.tokenizer_steps, args, args.tokenizer_learning_rate, args.tokenizer_weight_decay,
+        "DeltaTok",
     )  # fmt: skip
     timings["tokenizer_seconds"] = time.perf_counter() - start
     train_cache = encode_dataset(tokenizer, train_world)
     eval_cache = encode_dataset(tokenizer, eval_world)
 
     # Do decoded features keep the branches apart? Reconstruct every branch's first future frame from its true token.
+    junction_features = eval_cache["last_context_features"][:, None].expand_as(eval_cache["mode_features"])
     with torch.no_grad():
-        reconstructions = tokenizer.decode(
-            eval_cache["mode_tokens"], eval_cache["last_context_features"][:, None].expand_as(eval_cache["mode_features"])
-        )  # (items, K, N, D)
+        reconstructions = tokenizer.decode(eval_cache["mode_tokens"], junction_features)  # (items, K, N, D)
     reconstruction_error = mean_squared_error(reconstructions, eval_cache["mode_features"]).mean().item()
     different = ~torch.eye(args.num_modes, dtype=torch.bool)
-    branch_distance = mean_squared_error(reconstructions[:, :, None], reconstructions[:, None])[:, different].mean().item()
+    branch_distances = mean_squared_error(reconstructions[:, :, None], reconstructions[:, None])  # (items, K, K)
+    branch_distance = branch_distances[:, different].mean().item()
 
     # 2. RGB decoder on backbone features of every training frame (context and every branch).
     decoder = DeltaTokRGBDecoder(DeltaTokRGBDecoderConfig.tiny(feature_size=64, image_size=args.frame_size))
@@ -318,12 +320,17 @@ def main(argv=None):
         set_seed(args.seed)
         model = DeltaWorldForForecasting(config)
         model.tokenizer.load_state_dict(tokenizer.state_dict())
+        tokens, timestamps = train_cache["delta_tokens"], train_cache["timestamps"]
+
+        def predictor_loss(index, model=model):
+            return model(delta_tokens=tokens[index], timestamps=timestamps[index]).loss
+
         losses = fit(
-            model,
-            lambda index: model(delta_tokens=train_cache["delta_tokens"][index], timestamps=train_cache["timestamps"][index]).loss,
-            train_cache["delta_tokens"].shape[0], args.max_train_steps, args, args.learning_rate, args.weight_decay, name,
+            model, predictor_loss, tokens.shape[0], args.max_train_steps, args, args.learning_rate, args.weight_decay,
+            name,
         )  # fmt: skip
-        results[name] = {"final_train_loss": sum(losses[-20:]) / 20, **evaluate(model, eval_cache, decoder, eval_world, eval_items, args)}
+        scores = evaluate(model, eval_cache, decoder, eval_world, eval_items, args)
+        results[name] = {"final_train_loss": sum(losses[-20:]) / 20, **scores}
         timings[f"{name}_seconds"] = time.perf_counter() - start - sum(timings.values())
         if args.output_dir:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)

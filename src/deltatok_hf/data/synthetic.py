@@ -205,7 +205,7 @@ FORK_HEADINGS = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]
 
 def fork_turn_angles(num_modes: int) -> torch.Tensor:
     """Turn of each branch in degrees, counter-clockwise on screen: `linspace(90, -90, num_modes)` (mode 0 is the
-    sharpest left turn, the last mode the sharpest right turn; one mode goes straight on)."""
+    sharpest left turn, the last mode the sharpest right turn; with an odd number the middle one goes straight on)."""
     if num_modes == 1:
         return torch.zeros(1)
     return torch.linspace(90.0, -90.0, num_modes)
@@ -285,7 +285,9 @@ class ForkWorld(Dataset):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if num_context_frames < 2:
-            raise ValueError(f"`num_context_frames` must be at least 2 (steady motion needs two frames), got {num_context_frames}.")
+            raise ValueError(
+                f"`num_context_frames` must be at least 2 (steady motion needs two frames), got {num_context_frames}."
+            )
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31:
             raise ValueError(f"`seed` must be an integer in [0, 2**31), got {seed!r}.")
         if not fps > 0:
@@ -342,7 +344,7 @@ class ForkWorld(Dataset):
 
     def sample_scene(self, index: int) -> dict:
         """The random draws of item `index` (no rendering): `mode`, `heading` (int), `positions (num_frames, 2)`,
-        `mode_positions (num_modes, num_future, 2)`, `object_colour (3,)` uint8 and the background texture parameters."""
+        `mode_positions (num_modes, num_future, 2)`, `object_colour (3,)` uint8 and the background `texture`."""
         index = _resolve_index(index, self.num_items)
         generator = self._generator(index)
         heading = int(torch.randint(len(FORK_HEADINGS), (1,), generator=generator))
@@ -350,7 +352,8 @@ class ForkWorld(Dataset):
         low, high = self._junction_low[heading], self._junction_high[heading]
         junction = low + torch.rand(2, generator=generator) * (high - low)  # (2,)
         hue = float(torch.rand(1, generator=generator))
-        colour = torch.tensor([round(255 * channel) for channel in colorsys.hsv_to_rgb(hue, 1.0, 1.0)], dtype=torch.uint8)
+        rgb = colorsys.hsv_to_rgb(hue, 1.0, 1.0)
+        colour = torch.tensor([round(255 * channel) for channel in rgb], dtype=torch.uint8)
         context = junction + self.speed * self._context_offsets[heading]  # (num_context, 2)
         mode_positions = junction + self.speed * self._future_offsets[heading]  # (num_modes, num_future, 2)
         texture = {
@@ -415,9 +418,8 @@ class ForkWorld(Dataset):
         """[`read_fork_mode`] for future step `step` of `item` (one of this dataset's items), with the minimum
         visible area set to a third of the disc: `frames (*batch, 3, size, size)` -> `(*batch,)` mode or -1."""
         kwargs.setdefault("min_area", math.pi * self.radius**2 / 3)
-        return read_fork_mode(
-            frames, item["object_colour"], item["background"], torch.as_tensor(item["mode_positions"])[:, step], **kwargs
-        )
+        mode_positions = torch.as_tensor(item["mode_positions"])[:, step]  # (num_modes, 2)
+        return read_fork_mode(frames, item["object_colour"], item["background"], mode_positions, **kwargs)
 
     def hf_features(self):
         """The `datasets.Features` of [`to_hf_dataset`] (fixed shapes, so `with_format("torch")` gives tensors)."""
