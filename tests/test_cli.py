@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,16 +91,75 @@ def test_forecast_bad_inputs_exit_with_code_2(saved_model, video, tmp_path, caps
 def test_demo_runs_on_the_bundled_clip(tmp_path, capsys):
     pytest.importorskip("av")
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--num-samples", "4", "--quiet"])
+    code = main(["demo", "--out", str(out), "--num-samples", "6", "--gif", "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
     _check_png(out / "forecast.png")
     report = json.loads((out / "forecast.json").read_text())
     from deltatok_hf.demo import DEMO_MODEL_DIR
 
-    if not (DEMO_MODEL_DIR / "config.json").is_file():
+    if not (DEMO_MODEL_DIR / "config.json").is_file() and not (DEMO_MODEL_DIR / "model_index.json").is_file():
         assert report["random_weights"] and "RANDOM-WEIGHT" in printed and "warning" in report
     assert str((out / "forecast.png").resolve()) in printed
+    assert report["gifs"] and all(Path(gif).is_file() for gif in report["gifs"])
+    if (DEMO_MODEL_DIR / "model_index.json").is_file():  # the bundled pipeline has an RGB decoder: the fork comes first
+        _check_png(out / "fork.png")
+        fork = json.loads((out / "fork.json").read_text())
+        assert fork["num_samples"] == 6 and len(fork["clips"]) == 3
+        assert all(len(clip["sample_modes"]) == 6 for clip in fork["clips"])
+        assert Image.open(out / "fork.gif").n_frames == 5  # 4 context frames + the future
+        assert str((out / "fork.png").resolve()) in printed and "branches covered" in printed
+
+
+@pytest.fixture(scope="module")
+def fork_pipeline():
+    """A 64 px pipeline with a tiny random world model and RGB decoder (mechanics only: random weights)."""
+    from deltatok_hf import DeltaWorldPipeline
+    from deltatok_hf.models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
+
+    torch.manual_seed(0)
+    world = DeltaWorldForForecasting(DeltaWorldConfig.tiny())
+    decoder = DeltaTokRGBDecoder(DeltaTokRGBDecoderConfig.tiny(feature_size=64, image_size=64))
+    decoder.copy_feature_norm_from(world)
+    pipe = DeltaWorldPipeline(world_model=world, rgb_decoder=decoder, size=64, context_interval=0.1)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_fork_demo_reads_every_sample_and_its_report_agrees_with_itself(fork_pipeline, tmp_path):
+    from deltatok_hf.demo import fork_world_for, forecast_fork_clip, run_fork_demo
+
+    report = run_fork_demo(fork_pipeline, tmp_path, num_clips=2, num_samples=5, seed=3, max_samples_shown=4, gif=True)
+    assert Image.open(report["picture"]).size[0] > 4 * 80 and Image.open(report["gif"]).n_frames == 5
+    assert json.loads((tmp_path / "fork.json").read_text()) == report
+    for clip in report["clips"]:
+        assert len(clip["sample_modes"]) == 5 and sum(clip["samples_per_mode"].values()) == 5
+        covered = {mode for mode in clip["sample_modes"] if mode != "none"}
+        assert clip["coverage"] == pytest.approx(len(covered) / 3)
+    # The clips are the held-out fork world in the pipeline's geometry; the true future is the clip's branch.
+    world = fork_world_for(fork_pipeline, 2)
+    clip = forecast_fork_clip(fork_pipeline, world, 1, num_samples=5, generator=torch.Generator().manual_seed(3))
+    assert clip.sample_frames.shape == (5, 64, 64, 3) and clip.sample_frames.dtype == torch.uint8
+    assert torch.equal(clip.branch_frames[clip.true_mode], world[1]["frames"][-1].permute(1, 2, 0))
+    # A rendered branch reads as itself: the reader the report relies on.
+    assert int(world.read_mode(world[1]["frames"][-1:], world[1])[0]) == clip.true_mode
+
+
+def test_fork_demo_with_candidates_decodes_the_chosen_ones(fork_pipeline):
+    from deltatok_hf.demo import fork_world_for, forecast_fork_clip
+
+    world = fork_world_for(fork_pipeline, 1)
+    clip = forecast_fork_clip(fork_pipeline, world, 0, num_samples=3, num_candidates=16, generator=torch.Generator().manual_seed(0))
+    assert clip.sample_frames.shape[0] == 3 and clip.candidate_indices.shape == (3,)
+    assert len(set(clip.candidate_indices.tolist())) == 3 and int(clip.candidate_indices.max()) < 16
+
+
+def test_fork_demo_needs_an_rgb_decoder(saved_model, tmp_path):
+    from deltatok_hf.demo import load_demo_pipeline, run_fork_demo
+
+    bare = load_demo_pipeline(saved_model).pipeline
+    with pytest.raises(ValueError, match="rgb_decoder"):
+        run_fork_demo(bare, tmp_path)
 
 
 def test_load_demo_pipeline_uses_a_bundled_directory(tmp_path, saved_model):

@@ -113,3 +113,76 @@ def test_png_and_gif_from_pipeline_output(tmp_path):
     assert np.asarray(picture).std() > 10  # not a blank canvas
     animation = Image.open(gif)
     assert animation.n_frames == 4  # 2 context + 2 future times
+
+
+def _fork_clip(seed: int, num_samples: int, true_mode: int = 1, num_modes: int = 3):
+    """A stand-in for `deltatok_hf.demo.ForkDemoClip` (the drawing only reads these attributes)."""
+    from types import SimpleNamespace
+
+    generator = torch.Generator().manual_seed(seed)
+    frames = lambda count: torch.randint(0, 256, (count, 16, 16, 3), dtype=torch.uint8, generator=generator)  # noqa: E731
+    samples = frames(num_samples)
+    return SimpleNamespace(
+        context_frames=frames(4),
+        context_timestamps=torch.arange(4) / 10,
+        branch_frames=frames(num_modes),
+        true_mode=true_mode,
+        sample_frames=samples,
+        sample_modes=torch.tensor([index % (num_modes + 1) - 1 for index in range(num_samples)]),
+        mean_frame=samples.float().mean(0).to(torch.uint8),
+    )
+
+
+def test_fork_grid_has_a_row_per_clip_and_a_column_per_frame_branch_sample_and_mean():
+    from deltatok_hf.visualization import make_fork_grid
+
+    names = ("left", "straight", "right")
+    one = make_fork_grid([_fork_clip(0, 6)], names, max_samples_shown=4, cell_size=20)
+    two = make_fork_grid([_fork_clip(0, 6), _fork_clip(1, 6)], names, max_samples_shown=4, cell_size=20)
+    fewer = make_fork_grid([_fork_clip(0, 6)], names, max_samples_shown=2, cell_size=20)
+    assert two.height > one.height and two.width == one.width
+    # 4 context + 3 branches + 4 samples + mean = 12 columns of 20 px cells (+ margins); 2 fewer with 2 samples shown.
+    assert one.width - fewer.width == 2 * (20 + 4)
+    assert one.width > 12 * 20
+    # The first sample's frame is in the picture, at the first sample column, unchanged (nearest-neighbour, 1:1 scale).
+    clip = _fork_clip(0, 6)
+    picture = np.asarray(make_fork_grid([clip], names, max_samples_shown=4, cell_size=16))
+    sample = clip.sample_frames[0].numpy()
+    found = [
+        (top, left)
+        for top in range(picture.shape[0] - 15)
+        for left in range(picture.shape[1] - 15)
+        if picture[top, left, 0] == sample[0, 0, 0] and np.array_equal(picture[top : top + 16, left : left + 16], sample)
+    ]
+    assert found
+    with pytest.raises(ValueError, match="at least one clip"):
+        make_fork_grid([], names)
+
+
+def test_fork_png_and_gif(tmp_path):
+    from deltatok_hf.visualization import save_fork_gif, save_fork_png
+
+    clips = [_fork_clip(2, 5), _fork_clip(3, 5, true_mode=0)]
+    png = save_fork_png(clips, tmp_path / "fork.png", ("left", "straight", "right"), title="fork")
+    assert Image.open(png).mode == "RGB" and np.asarray(Image.open(png)).std() > 10
+    gif = save_fork_gif(clips, tmp_path / "fork.gif", max_samples_shown=3)
+    animation = Image.open(gif)
+    assert animation.n_frames == 5  # 4 context frames + the future
+    with pytest.raises(ValueError, match="fps"):
+        save_fork_gif(clips, tmp_path / "bad.gif", fps=0)
+
+
+def test_forecast_grid_adds_rgb_rows_when_decoded_frames_are_given():
+    context = _features(13, 2, 4, 8)
+    future = _features(14, 3, 2, 4, 8)
+    common = dict(
+        context_features=context, future_features=future, grid_size=(2, 2), context_timestamps=[0, 0.2],
+        future_timestamps=[0.4, 0.6], cell_size=20,
+    )  # fmt: skip
+    plain = make_forecast_grid(**common)
+    rgb = torch.randint(0, 256, (3, 2, 32, 32, 3), dtype=torch.uint8)
+    with_rgb = make_forecast_grid(**common, future_frames=rgb, mean_future_frames=rgb[0])
+    row = 20 + 4  # cell + margin
+    assert with_rgb.height - plain.height == 4 * row  # 3 sample rows + the mean's
+    one_shown = make_forecast_grid(**common, max_samples_shown=1)
+    assert make_forecast_grid(**common, future_frames=rgb, max_samples_shown=1).height - one_shown.height == row

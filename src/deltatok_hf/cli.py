@@ -60,7 +60,8 @@ def _add_forecast_arguments(parser: argparse.ArgumentParser, default_out: str) -
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model precision")
     parser.add_argument("--max-samples-shown", type=_positive_int, default=4, help="samples drawn in the picture")
-    parser.add_argument("--gif", action="store_true", help="also write forecast.gif (one per crop)")
+    parser.add_argument("--gif", action="store_true",
+                        help="also write forecast.gif (one per crop; the demo also fork.gif), with diffusers' export_to_gif")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -75,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     forecast.add_argument("--model", required=True, help="local directory or Hub id of a DeltaWorld model")
     _add_forecast_arguments(forecast, default_out="forecast_output")
 
-    demo = commands.add_parser("demo", help="forecast the bundled city clip with the bundled demo model")
+    demo = commands.add_parser(
+        "demo", help="the bundled demo model: sampled futures that fork (fork.png), then the bundled city clip"
+    )
     _add_forecast_arguments(demo, default_out="deltatok_demo")
 
     convert = commands.add_parser("convert", help="convert official checkpoints to the Hugging Face format")
@@ -284,20 +287,24 @@ def _forecast_command(args: argparse.Namespace) -> int:
 
 
 # Shown in the picture's title and stored in the JSON; the terminal gets the longer DEMO_MODEL_NOTE.
-DEMO_MODEL_CAVEAT = "demo model, random backbone: not a quality result"
+DEMO_MODEL_CAVEAT = "demo model, random backbone, synthetic training: not a quality result"
 DEMO_MODEL_NOTE = (
-    "tiny demo model with a random-init backbone, trained for minutes on this clip and synthetic shapes: "
-    "it shows the mechanics only, not forecast quality"
+    "tiny demo model with a random-init backbone (no pretrained VFM), trained for minutes on a CPU on the synthetic "
+    "fork world and views of the city clip: it shows the mechanics (samples that fork where the data forks), not "
+    "forecast quality"
 )
 
 
 # The demo's context starts here, so that the clip goes on after it and the forecast is scored against the real future.
 DEMO_START_TIME = 1.0
+# Fork-world clips in fork.png; at most this many samples of each are drawn (the branches read use all of them).
+DEMO_FORK_CLIPS = 3
+DEMO_FORK_SAMPLES_SHOWN = 8
 
 
 def _demo_command(args: argparse.Namespace) -> int:
     from .data.video import demo_clip_path  # noqa: PLC0415
-    from .demo import load_demo_pipeline  # noqa: PLC0415
+    from .demo import load_demo_pipeline, run_fork_demo  # noqa: PLC0415
 
     demo = load_demo_pipeline(dtype=DTYPES[args.dtype])
     if demo.random_weights:
@@ -310,16 +317,63 @@ def _demo_command(args: argparse.Namespace) -> int:
         print(f"model: {demo.source}")
         print(f"NOTE: {DEMO_MODEL_NOTE}.")
     pipe = demo.pipeline.to(args.device)
+    caveat = "RANDOM WEIGHTS, not a quality result" if demo.random_weights else DEMO_MODEL_CAVEAT
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # 1. The fork: what a generative world model is for (several plausible futures), on clips where we know them all.
+    fork = None
+    if getattr(pipe, "rgb_decoder", None) is not None:
+        pipe.set_progress_bar_config(disable=True)
+        fork = run_fork_demo(
+            pipe, out_dir, num_clips=DEMO_FORK_CLIPS, num_samples=args.num_samples, num_candidates=args.candidates,
+            seed=args.seed, max_samples_shown=max(args.max_samples_shown, DEMO_FORK_SAMPLES_SHOWN), gif=args.gif,
+            caveat=caveat,
+        )  # fmt: skip
+    else:
+        print("(no RGB decoder in this pipeline: the fork-world picture needs one and is skipped)")
+
+    # 2. The bundled city clip, as `deltatok-hf forecast` shows any video.
     video = str(demo_clip_path())
     print(f"video: {video}")
     if args.start is None:
         args.start = DEMO_START_TIME
-    caveat = None if demo.random_weights else DEMO_MODEL_CAVEAT
     report = run_forecast(
-        pipe, video, args, model_description=demo.source, random_weights=demo.random_weights, caveat=caveat
+        pipe, video, args, model_description=demo.source, random_weights=demo.random_weights,
+        caveat=None if demo.random_weights else DEMO_MODEL_CAVEAT,
+    )  # fmt: skip
+
+    if fork is not None:
+        names = fork["world"]["mode_names"]
+        print(
+            f"\nfork.png - the fork world (synthetic): in each of {DEMO_FORK_CLIPS} held-out clips a coloured disc "
+            f"drives to a junction (the {pipe.config.context_frames} context frames) and then takes one of "
+            f"{len(names)} equally likely branches ({', '.join(names)}). Per clip (one row): the context, the "
+            f"{len(names)} possible next frames (the true one marked), {min(fork['num_samples'], max(args.max_samples_shown, DEMO_FORK_SAMPLES_SHOWN))} "
+            f"of the {fork['num_samples']} sampled futures as decoded RGB with the branch read from their pixels, and "
+            "the pixel mean of all samples (a ghost of every branch taken)."
+        )
+        for index, clip in enumerate(fork["clips"]):
+            counts = ", ".join(f"{name} {count}" for name, count in clip["samples_per_mode"].items())
+            print(
+                f"  clip {index + 1} (true branch: {clip['true_mode']}): samples read as {counts} -> "
+                f"{clip['coverage'] * len(names):.0f}/{len(names)} branches covered"
+            )
+        print(f"wrote {fork['picture']}")
+        print(f"wrote {Path(fork['picture']).with_suffix('.json')}")
+        if fork["gif"]:
+            print(f"wrote {fork['gif']}")
+    print(
+        f"\nforecast.png - the bundled city clip: real frames, then the features (PCA colours, one basis per picture) "
+        "of the context, the real future and each sample, their mean"
+        + (", and each sample decoded to RGB by the pipeline's RGB decoder." if getattr(pipe, "rgb_decoder", None) else ".")
     )
     _print_summary(report)
-    print(f"Open the picture: {Path(report['picture']).resolve()}")
+    print(f"CAVEAT: {caveat}; synthetic fork world, random backbone - mechanics only.")
+    if fork is not None:
+        print(f"Open the pictures: {Path(fork['picture']).resolve()} and {Path(report['picture']).resolve()}")
+    else:
+        print(f"Open the picture: {Path(report['picture']).resolve()}")
     return 0
 
 

@@ -1,18 +1,23 @@
-"""The pipeline behind `deltatok-hf demo`: the bundled trained demo model when present, else a tiny random one."""
+"""The pipeline behind `deltatok-hf demo`: the bundled trained demo model when present, else a tiny random one; and the
+fork-world forecast the demo shows first (several sampled futures of one junction, read back from their pixels)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .data.synthetic import ForkWorld, fork_mode_coverage
 from .models.deltaworld import DeltaWorldConfig, DeltaWorldForForecasting
 from .pipelines import DeltaWorldPipeline
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "demo_model"
 # Seed of the random-weight fallback, so every run of the demo shows the same (meaningless) forecast.
 RANDOM_DEMO_SEED = 0
+# Seed of the fork-world clips the demo forecasts (held out: the demo model trained on seed 0, evaluated on 1000).
+FORK_DEMO_SEED = 2026
 
 
 @dataclass
@@ -50,4 +55,153 @@ def load_demo_pipeline(model_dir: str | Path | None = None, dtype: torch.dtype |
     )
 
 
-__all__ = ["DEMO_MODEL_DIR", "DemoPipeline", "load_demo_pipeline"]
+def fork_mode_names(num_modes: int) -> list[str]:
+    """Names of the fork world's branches, in mode order (`fork_turn_angles`: mode 0 turns left the most)."""
+    return ["left", "straight", "right"] if num_modes == 3 else [f"{index + 1}" for index in range(num_modes)]
+
+
+@dataclass
+class ForkDemoClip:
+    """
+    One fork-world clip forecast by a pipeline with an RGB decoder (first future frame only).
+
+    Args:
+        context_frames (`torch.ByteTensor` of shape `(num_context_frames, height, width, 3)`): what the model saw.
+        context_timestamps (`torch.FloatTensor` of shape `(num_context_frames,)`): their times in seconds.
+        branch_frames (`torch.ByteTensor` of shape `(num_modes, height, width, 3)`): the first future frame of every
+            branch (rendered, not predicted).
+        true_mode (`int`): the branch the clip really takes.
+        sample_frames (`torch.ByteTensor` of shape `(num_samples, height, width, 3)`): every sample's decoded RGB.
+        sample_modes (`torch.LongTensor` of shape `(num_samples,)`): the branch read from each sample's pixels
+            (`read_fork_mode`), -1 where no disc is on a branch.
+        mean_frame (`torch.ByteTensor` of shape `(height, width, 3)`): the pixel mean of the samples' RGB frames.
+        coverage (`float`): fraction of the branches some sample shows.
+        candidate_indices (`torch.LongTensor` of shape `(num_samples,)`, *optional*): with `num_candidates`, which of
+            the drawn futures were decoded.
+    """
+
+    context_frames: torch.Tensor
+    context_timestamps: torch.Tensor
+    branch_frames: torch.Tensor
+    true_mode: int
+    sample_frames: torch.Tensor
+    sample_modes: torch.Tensor
+    mean_frame: torch.Tensor
+    coverage: float
+    candidate_indices: torch.Tensor | None = None
+
+
+def fork_world_for(pipe: DeltaWorldPipeline, num_clips: int, seed: int = FORK_DEMO_SEED) -> ForkWorld:
+    """Fork-world clips in the pipeline's geometry: its frame size, context length and spacing, one future frame."""
+    return ForkWorld(
+        num_clips,
+        num_context_frames=pipe.config.context_frames,
+        num_future_frames=1,
+        size=pipe.config.size,
+        seed=seed,
+        fps=1 / pipe.config.context_interval,
+    )
+
+
+def forecast_fork_clip(
+    pipe: DeltaWorldPipeline,
+    world: ForkWorld,
+    index: int,
+    num_samples: int | None = None,
+    num_candidates: int | None = None,
+    generator: torch.Generator | None = None,
+) -> ForkDemoClip:
+    """
+    Forecast clip `index` of `world` with `pipe` (plain draws, or `num_candidates` drawn in token space and
+    `num_samples` of them decoded) and read the branch of every sample from its decoded pixels.
+    """
+    if getattr(pipe, "rgb_decoder", None) is None:
+        raise ValueError("The fork demo reads branches from decoded pixels: the pipeline needs an `rgb_decoder` component.")
+    item = world[index]
+    num_context = world.num_context_frames
+    output = pipe(
+        item["frames"][:num_context],
+        timestamps=item["timestamps"][:num_context],
+        future_timestamps=item["timestamps"][num_context:],
+        num_samples=num_samples,
+        num_candidates=num_candidates,
+        generator=generator,
+    )
+    frames = torch.as_tensor(output.future_frames)[:, 0]  # (num_samples, H, W, 3) uint8
+    sample_modes = world.read_mode(frames.permute(0, 3, 1, 2), item, step=0)  # (num_samples,)
+    return ForkDemoClip(
+        context_frames=item["frames"][:num_context].permute(0, 2, 3, 1),
+        context_timestamps=item["timestamps"][:num_context],
+        branch_frames=item["all_futures"][:, 0].permute(0, 2, 3, 1),
+        true_mode=int(item["mode"]),
+        sample_frames=frames,
+        sample_modes=sample_modes,
+        mean_frame=frames.float().mean(0).round().to(torch.uint8),
+        coverage=fork_mode_coverage(sample_modes, world.num_modes),
+        candidate_indices=None if output.candidate_indices is None else torch.as_tensor(output.candidate_indices),
+    )
+
+
+def run_fork_demo(
+    pipe: DeltaWorldPipeline,
+    out_dir: str | Path,
+    num_clips: int = 3,
+    num_samples: int | None = None,
+    num_candidates: int | None = None,
+    seed: int = 0,
+    max_samples_shown: int = 8,
+    gif: bool = False,
+    caveat: str | None = None,
+) -> dict:
+    """
+    Forecast `num_clips` held-out fork-world clips (seed `FORK_DEMO_SEED`) and write `fork.png` (see
+    [`deltatok_hf.visualization.make_fork_grid`]), `fork.json` and, with `gif`, `fork.gif` to `out_dir`. Returns the
+    report written to `fork.json`: per clip the true branch, the branch every sample shows and the coverage.
+    """
+    from .visualization import save_fork_gif, save_fork_png  # noqa: PLC0415 (PIL drawing only when asked)
+
+    out_dir = Path(out_dir)
+    world = fork_world_for(pipe, num_clips)
+    names = fork_mode_names(world.num_modes)
+    generator = torch.Generator(device=pipe.device).manual_seed(seed)
+    clips = [forecast_fork_clip(pipe, world, index, num_samples, num_candidates, generator) for index in range(num_clips)]
+    drawn = len(clips[0].sample_frames)
+    shown = min(max_samples_shown, drawn)
+    title = f"Fork world (synthetic): {drawn} sampled futures per clip, {shown} shown" + (f" ({caveat})" if caveat else "")
+    report = {
+        "world": {"seed": FORK_DEMO_SEED, "num_modes": world.num_modes, "mode_names": names, "size": world.size},
+        "num_samples": drawn,
+        "num_candidates": num_candidates,
+        "seed": seed,
+        "clips": [
+            {
+                "true_mode": names[clip.true_mode],
+                "sample_modes": [names[mode] if mode >= 0 else "none" for mode in clip.sample_modes.tolist()],
+                "samples_per_mode": {
+                    name: int((clip.sample_modes == mode).sum()) for mode, name in [*enumerate(names), (-1, "none")]
+                },
+                "coverage": clip.coverage,
+            }
+            for clip in clips
+        ],
+        "mean_coverage": sum(clip.coverage for clip in clips) / num_clips,
+        "picture": str(save_fork_png(clips, out_dir / "fork.png", names, max_samples_shown=shown, title=title)),
+        "gif": str(save_fork_gif(clips, out_dir / "fork.gif", max_samples_shown=shown, title=title)) if gif else None,
+    }
+    if caveat:
+        report["warning"] = caveat
+    (out_dir / "fork.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+__all__ = [
+    "DEMO_MODEL_DIR",
+    "FORK_DEMO_SEED",
+    "DemoPipeline",
+    "ForkDemoClip",
+    "forecast_fork_clip",
+    "fork_mode_names",
+    "fork_world_for",
+    "load_demo_pipeline",
+    "run_fork_demo",
+]

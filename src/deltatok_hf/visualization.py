@@ -25,6 +25,9 @@ __all__ = [
     "make_forecast_grid",
     "save_forecast_png",
     "save_forecast_gif",
+    "make_fork_grid",
+    "save_fork_png",
+    "save_fork_gif",
 ]
 
 # Viridis anchors (every 32nd entry of matplotlib's table) so the package does not need matplotlib.
@@ -146,19 +149,23 @@ def _draw_grid(
     column_titles: list[str],
     cell_size: int = 128,
     title: str | None = None,
+    captions: list[list[str | None]] | None = None,
 ) -> Image.Image:
-    """Lay out labelled rows of equally sized cells; `None` cells stay blank. Nearest-neighbour upscaling keeps patches."""
+    """Lay out labelled rows of equally sized cells; `None` cells stay blank. Nearest-neighbour upscaling keeps patches.
+    `captions` (one list per row, parallel to its cells) writes a line of text under each cell."""
     font = ImageFont.load_default()
     num_columns = max(len(column_titles), max((len(cells) for _, cells in rows), default=0))
     label_width = 8 + max((int(font.getlength(label)) for label, _ in rows), default=0)
     header = 18 + (18 if title else 0)
     margin = 4
+    caption_height = 14 if captions else 0
     # Cells keep the aspect ratio of the first picture (square crops are square; "none" may be rectangular).
     first = next((cell for _, cells in rows for cell in cells if cell is not None), None)
     aspect = first.shape[1] / first.shape[0] if first is not None else 1.0
     cell_height, cell_width = cell_size, max(1, int(round(cell_size * aspect)))
+    row_height = cell_height + caption_height + margin
     width = label_width + num_columns * (cell_width + margin) + margin
-    height = header + len(rows) * (cell_height + margin) + margin
+    height = header + len(rows) * row_height + margin
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     if title:
@@ -166,15 +173,19 @@ def _draw_grid(
     for column, text in enumerate(column_titles):
         draw.text((label_width + column * (cell_width + margin) + margin, header - 15), text, fill=(0, 0, 0), font=font)
     for row, (label, cells) in enumerate(rows):
-        top = header + row * (cell_height + margin)
+        top = header + row * row_height
         draw.text((4, top + cell_height // 2 - 6), label, fill=(0, 0, 0), font=font)
         for column, cell in enumerate(cells):
+            left = label_width + column * (cell_width + margin) + margin
+            caption = captions[row][column] if captions and column < len(captions[row]) else None
+            if caption:
+                draw.text((left, top + cell_height + 1), caption, fill=(0, 0, 0), font=font)
             if cell is None:
                 continue
             picture = Image.fromarray(_to_uint8_image(cell))
             resample = Image.NEAREST if picture.height < cell_height // 2 else Image.BILINEAR
             picture = picture.resize((cell_width, cell_height), resample)
-            canvas.paste(picture, (label_width + column * (cell_width + margin) + margin, top))
+            canvas.paste(picture, (left, top))
     return canvas
 
 
@@ -195,6 +206,8 @@ def make_forecast_grid(
     ground_truth_frames: torch.Tensor | np.ndarray | None = None,
     ground_truth_features: torch.Tensor | None = None,
     task_maps: dict[str, dict[str, torch.Tensor]] | None = None,
+    future_frames: torch.Tensor | np.ndarray | None = None,
+    mean_future_frames: torch.Tensor | np.ndarray | None = None,
     max_samples_shown: int = 4,
     cell_size: int = 96,
     title: str | None = None,
@@ -203,7 +216,8 @@ def make_forecast_grid(
     A labelled picture of one forecast: columns are times (context, then the future), rows are
 
     `frames` (context frames, then the ground-truth frames when the clip continues) | `context / truth` features |
-    `sample k` futures (up to `max_samples_shown`) | `mean` of all samples | then per task head the same rows of maps.
+    `sample k` futures (up to `max_samples_shown`) | `mean` of all samples | then per task head the same rows of maps |
+    then, with an RGB decoder's frames, `RGB sample k` and `RGB mean` (the decoder applied to the mean features).
 
     Args:
         context_features (`torch.Tensor` of shape `(num_context_frames, num_patches, hidden_size)`)
@@ -214,6 +228,8 @@ def make_forecast_grid(
         ground_truth_frames / ground_truth_features: the real future, same layouts as the context ones.
         task_maps: `{head name: {"context": (T, H, W), "samples": (S, F, H, W), "mean": (F, H, W),
             "ground_truth": (F, H, W)}}`; integer maps are drawn as classes, float maps as depth.
+        future_frames (`(num_samples, num_future_frames, height, width, 3)` uint8): decoded RGB of every sample.
+        mean_future_frames (`(num_future_frames, height, width, 3)` uint8): decoded RGB of the mean features.
     """
     if future_features.ndim != 4:
         raise ValueError(
@@ -269,6 +285,11 @@ def make_forecast_grid(
                 rows.append((f"{name}: sample {sample + 1}", blank_context + list(_task_map_to_rgb(name, sample_maps, max_depth))))
         if maps.get("mean") is not None:
             rows.append((f"{name}: mean", blank_context + list(_task_map_to_rgb(name, maps["mean"], max_depth))))
+    if future_frames is not None:
+        for sample, frames in enumerate(list(future_frames)[:max_samples_shown]):
+            rows.append((f"RGB sample {sample + 1}", blank_context + list(frames)))
+    if mean_future_frames is not None:
+        rows.append(("RGB of mean", blank_context + list(mean_future_frames)))
     return _draw_grid(rows, column_titles, cell_size=cell_size, title=title)
 
 
@@ -292,9 +313,23 @@ def _grid_from_output(output, title: str | None = None, **kwargs) -> Image.Image
         ground_truth_frames=output.ground_truth_frames,
         ground_truth_features=None if output.ground_truth_features is None else torch.as_tensor(output.ground_truth_features),
         task_maps=task_maps,
+        future_frames=_frames_array(output.future_frames),
+        mean_future_frames=_frames_array(output.mean_future_frames),
         title=title,
         **kwargs,
     )
+
+
+def _frames_array(frames) -> np.ndarray | None:
+    """RGB frames of an output (a tensor, an array, or nested lists of PIL images for `output_type="pil"`) as a uint8
+    array `(..., height, width, 3)`, or `None`."""
+    if frames is None:
+        return None
+    if isinstance(frames, torch.Tensor):
+        return frames.detach().cpu().numpy()
+    if isinstance(frames, (list, tuple)):
+        return np.stack([_frames_array(item) if isinstance(item, (list, tuple)) else np.asarray(item) for item in frames])
+    return np.asarray(frames)
 
 
 def save_forecast_png(outputs, path: str | Path, title: str | None = None, **kwargs) -> Path:
@@ -324,12 +359,23 @@ def save_forecast_png(outputs, path: str | Path, title: str | None = None, **kwa
     return path
 
 
-def save_forecast_gif(
-    output, path: str | Path, max_samples_shown: int = 4, cell_size: int = 128, frame_duration_ms: int = 500
-) -> Path:
+def _write_gif(pictures: list[Image.Image], path: str | Path, fps: int) -> Path:
+    """An animation through diffusers' GIF writer (`diffusers.utils.export_to_gif`, PIL underneath)."""
+    from diffusers.utils import export_to_gif  # noqa: PLC0415 (diffusers is heavy to import; only GIFs need it)
+
+    if not isinstance(fps, int) or isinstance(fps, bool) or fps < 1:
+        raise ValueError(f"fps must be a positive integer, got {fps!r}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export_to_gif(pictures, str(path), fps=fps)
+    return path
+
+
+def save_forecast_gif(output, path: str | Path, max_samples_shown: int = 4, cell_size: int = 128, fps: int = 2) -> Path:
     """
     Animate one [`DeltaWorldPipelineOutput`] over time: each GIF frame shows, side by side, the RGB frame (context,
-    or ground truth when known), the features (context or truth) and the sampled futures, all on one PCA basis.
+    or ground truth when known), the features (context or truth) and the sampled futures, all on one PCA basis; with
+    an RGB decoder's frames, a second row shows every sample's decoded RGB.
     """
     context = torch.as_tensor(output.context_features)
     future = torch.as_tensor(output.future_features)
@@ -337,6 +383,8 @@ def save_forecast_gif(
     shown = future[:max_samples_shown]
     mean = torch.as_tensor(output.mean_future_features)
     truth = None if output.ground_truth_features is None else torch.as_tensor(output.ground_truth_features)
+    rgb = _frames_array(output.future_frames)  # (S, F, H, W, 3) or None
+    rgb_mean = _frames_array(output.mean_future_frames)  # (F, H, W, 3) or None
     basis = fit_pca_basis([context, future, mean] + ([truth] if truth is not None else []))
     num_context, num_future = context.shape[0], future.shape[1]
     labels = ["frame", "features"] + [f"sample {k + 1}" for k in range(shown.shape[0])] + ["mean"]
@@ -345,6 +393,7 @@ def save_forecast_gif(
     )
     animation = []
     for step in range(num_context + num_future):
+        rgb_cells = None
         if step < num_context:
             frame = output.context_frames[step] if output.context_frames is not None else None
             cells = [frame, basis.project(context[step], grid_size)] + [None] * (shown.shape[0] + 1)
@@ -355,10 +404,95 @@ def save_forecast_gif(
             cells = [frame, truth_cell] + list(basis.project(shown[:, future_step], grid_size)) + [
                 basis.project(mean[future_step], grid_size)
             ]
+            if rgb is not None:
+                rgb_cells = [None, None] + list(rgb[: shown.shape[0], future_step])
+                rgb_cells.append(rgb_mean[future_step] if rgb_mean is not None else None)
         kind = "context" if step < num_context else "future"
-        grid = _draw_grid([(kind, cells)], labels, cell_size=cell_size, title=f"t = {times[step]:.2f} s ({kind})")
-        animation.append(grid)
+        rows = [(kind, cells)] + ([("RGB", rgb_cells or [None] * len(cells))] if rgb is not None else [])
+        animation.append(_draw_grid(rows, labels, cell_size=cell_size, title=f"t = {times[step]:.2f} s ({kind})"))
+    return _write_gif(animation, path, fps)
+
+
+# ----------------------------------------------------------------------------------------------
+# The fork: one clip, several futures that go different ways
+# ----------------------------------------------------------------------------------------------
+
+
+def _fork_columns(clip, mode_names: Sequence[str], max_samples_shown: int) -> tuple[list[str], list, list[str | None]]:
+    """Column titles, cells and captions of one fork clip's row (see [`make_fork_grid`])."""
+    num_samples = len(clip.sample_frames)
+    shown = min(max_samples_shown, num_samples)
+    times = [float(t) for t in torch.as_tensor(clip.context_timestamps).flatten()]
+    titles = [f"t={t:.2f}s" for t in times] + [f"branch {name}" for name in mode_names]
+    titles += [f"sample {k + 1}" for k in range(shown)] + [f"mean of {num_samples}"]
+    cells = list(clip.context_frames) + list(clip.branch_frames) + list(clip.sample_frames[:shown]) + [clip.mean_frame]
+    name_of = lambda mode: mode_names[mode] if mode >= 0 else "none"  # noqa: E731
+    captions = [None] * len(clip.context_frames)
+    captions += ["TRUE future" if mode == clip.true_mode else "possible" for mode in range(len(mode_names))]
+    captions += [f"reads: {name_of(int(mode))}" for mode in clip.sample_modes[:shown]] + ["ghost of all"]
+    return titles, cells, captions
+
+
+def make_fork_grid(
+    clips: Sequence, mode_names: Sequence[str], max_samples_shown: int = 8, cell_size: int = 80, title: str | None = None
+) -> Image.Image:
+    """
+    One row per fork-world clip: its context frames, the first future frame of every branch (the clip's true one
+    marked), the first `max_samples_shown` sampled futures as decoded RGB frames with the branch read from their
+    pixels under each, and the pixel mean of all samples (a ghost of every branch they took). The row label says how
+    many branches the samples covered.
+
+    Args:
+        clips: objects with `context_frames` `(T, H, W, 3)` uint8, `branch_frames` `(num_modes, H, W, 3)`,
+            `true_mode` (int), `sample_frames` `(num_samples, H, W, 3)`, `sample_modes` `(num_samples,)` (-1: none),
+            `mean_frame` `(H, W, 3)`, `context_timestamps` `(T,)` (e.g. [`deltatok_hf.demo.ForkDemoClip`]).
+        mode_names: a name per branch, e.g. `("left", "straight", "right")`.
+    """
+    if not clips:
+        raise ValueError("make_fork_grid needs at least one clip.")
+    if max_samples_shown < 1:
+        raise ValueError(f"max_samples_shown must be >= 1, got {max_samples_shown}.")
+    rows, captions, titles = [], [], None
+    for index, clip in enumerate(clips):
+        clip_titles, cells, clip_captions = _fork_columns(clip, mode_names, max_samples_shown)
+        titles = titles if titles is not None and len(titles) >= len(clip_titles) else clip_titles
+        covered = len({int(mode) for mode in clip.sample_modes if int(mode) >= 0})
+        rows.append((f"clip {index + 1}: {covered}/{len(mode_names)} branches", cells))
+        captions.append(clip_captions)
+    return _draw_grid(rows, titles, cell_size=cell_size, title=title, captions=captions)
+
+
+def save_fork_png(clips: Sequence, path: str | Path, mode_names: Sequence[str], **kwargs) -> Path:
+    """Write [`make_fork_grid`] to a PNG file; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    animation[0].save(path, save_all=True, append_images=animation[1:], duration=frame_duration_ms, loop=0)
+    make_fork_grid(clips, mode_names, **kwargs).save(path)
     return path
+
+
+def save_fork_gif(
+    clips: Sequence, path: str | Path, max_samples_shown: int = 8, cell_size: int = 80, fps: int = 2, title: str | None = None
+) -> Path:
+    """
+    Animate fork clips over time, one row per clip: during the context every column shows the context frame; on the
+    future frame the columns show the true future, each sampled future (decoded RGB) and the pixel mean of all
+    samples, so the discs visibly leave the junction in different directions.
+    """
+    if not clips:
+        raise ValueError("save_fork_gif needs at least one clip.")
+    shown = min(max_samples_shown, min(len(clip.sample_frames) for clip in clips))
+    labels = ["true"] + [f"sample {k + 1}" for k in range(shown)] + ["mean"]
+    num_context = len(clips[0].context_frames)
+    animation = []
+    for step in range(num_context + 1):
+        rows = []
+        for index, clip in enumerate(clips):
+            if step < num_context:
+                cells = [clip.context_frames[step]] * (shown + 2)
+            else:
+                cells = [clip.branch_frames[clip.true_mode], *clip.sample_frames[:shown], clip.mean_frame]
+            rows.append((f"clip {index + 1}", cells))
+        kind = "context" if step < num_context else "future: the samples fork"
+        heading = f"{title + ' - ' if title else ''}frame {step + 1} ({kind})"
+        animation.append(_draw_grid(rows, labels, cell_size=cell_size, title=heading))
+    return _write_gif(animation, path, fps)
