@@ -16,10 +16,7 @@ from transformers import DINOv3ViTConfig, DINOv3ViTModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.models.dinov3_vit.modeling_dinov3_vit import (
-    DINOv3ViTRopePositionEmbedding,
-    apply_rotary_pos_emb,
-)
+from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTRopePositionEmbedding
 from transformers.utils import ModelOutput, logging
 
 from .configuration_deltatok import DeltaTokConfig
@@ -98,6 +95,25 @@ class DeltaTokLayerScale(nn.Module):
         return hidden_states * self.lambda1
 
 
+def apply_patch_rope(states: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """
+    DINOv3's 2-D RoPE (`x * cos + rotate_half(x) * sin`) on the last `cos.shape[-2]` tokens of `states`
+    `(batch, num_heads, seq_len, head_dim)`; the leading (delta) tokens pass through unchanged.
+
+    Bit-identical to `transformers`' `apply_rotary_pos_emb` (the same products and sum, each rounded once), written
+    with two new tensors instead of six: the tables get a leading identity row per unrotated token (cos 1, sin 0),
+    the sign of `rotate_half` moves into the sine table, and the product and sum happen in place. Every full pass
+    over q and k costs about as much in bf16 as in fp32, while the GEMMs around it run twice as fast, so these passes
+    (and the page faults of fresh buffers) weigh twice as much in bf16 (benchmarks/RESULTS.md, bf16 section).
+    """
+    num_prefix, half = states.shape[-2] - cos.shape[-2], states.shape[-1] // 2
+    # (num_prefix + num_patches, head_dim) tables; rotate_half(x) * sin == cat(x2, x1) * cat(-sin1, sin2) exactly.
+    cos = F.pad(cos, (0, 0, num_prefix, 0), value=1.0)
+    sin = F.pad(torch.cat((-sin[..., :half], sin[..., half:]), dim=-1), (0, 0, num_prefix, 0), value=0.0)
+    swapped = torch.cat((states[..., half:], states[..., :half]), dim=-1)  # (batch, heads, seq_len, head_dim)
+    return (states * cos).add_(swapped.mul_(sin))
+
+
 class DeltaTokAttention(nn.Module):
     """
     DINOv3-style self-attention with the options of the released tokenizer: patch RoPE on the last `num_patches`
@@ -131,7 +147,7 @@ class DeltaTokAttention(nn.Module):
         value = self.v_proj(hidden_states).view(batch_size, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
         cos, sin = position_embeddings
         # Rotates the last cos.shape[-2] tokens (the patches); the leading delta token is left unrotated.
-        query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        query, key = apply_patch_rope(query, cos, sin), apply_patch_rope(key, cos, sin)
         if self.q_norm is not None:
             # Note: after RoPE, as in the released checkpoints (many qk-norm models normalise before rotating).
             query = self.q_norm(query)
@@ -140,7 +156,9 @@ class DeltaTokAttention(nn.Module):
         if self.attn_gate is not None:
             # (batch_size, seq_len, num_heads) -> (batch_size, num_heads, seq_len, 1)
             gate = torch.sigmoid(self.attn_gate(hidden_states)).transpose(1, 2).unsqueeze(-1)
-            attention = attention * gate
+            # Without autograd, gate in place: the CPU SDPA kernel returns a (batch, seq_len, heads, head_dim) buffer
+            # seen through a transpose, so the reshape below is then free (no copy, no new buffer).
+            attention = attention * gate if torch.is_grad_enabled() else attention.mul_(gate)
         # (batch_size, num_heads, seq_len, head_dim) -> (batch_size, seq_len, hidden_size)
         attention = attention.transpose(1, 2).reshape(batch_size, seq_len, -1)
         return self.o_proj(attention)
@@ -159,7 +177,11 @@ class DeltaTokMLP(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.gate_proj is not None:
-            return self.down_proj(self.act_fn(self.gate_proj(hidden_states)) * self.up_proj(hidden_states))
+            if torch.is_grad_enabled():
+                return self.down_proj(self.act_fn(self.gate_proj(hidden_states)) * self.up_proj(hidden_states))
+            # Inference: the same arithmetic in place, which saves two (tokens, intermediate_size) buffers per block.
+            gate = F.silu(self.gate_proj(hidden_states), inplace=True)  # (batch, seq_len, intermediate_size)
+            return self.down_proj(gate.mul_(self.up_proj(hidden_states)))
         return self.down_proj(self.act_fn(self.up_proj(hidden_states)))
 
 
@@ -178,9 +200,14 @@ class DeltaTokLayer(GradientCheckpointingLayer):
     def forward(
         self, hidden_states: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
-        hidden_states = hidden_states + self.layer_scale1(self.attention(self.norm1(hidden_states), position_embeddings))
-        hidden_states = hidden_states + self.layer_scale2(self.mlp(self.norm2(hidden_states)))
-        return hidden_states
+        if torch.is_grad_enabled():
+            hidden_states = hidden_states + self.layer_scale1(self.attention(self.norm1(hidden_states), position_embeddings))
+            return hidden_states + self.layer_scale2(self.mlp(self.norm2(hidden_states)))
+        # Inference: the same products and sums (bit-identical), in place on buffers this block owns; the input is
+        # never written (it may be the caller's features).
+        attention = self.attention(self.norm1(hidden_states), position_embeddings)
+        hidden_states = hidden_states + attention.mul_(self.layer_scale1.lambda1)
+        return hidden_states.add_(self.mlp(self.norm2(hidden_states)).mul_(self.layer_scale2.lambda1))
 
 
 @torch.no_grad()
