@@ -3,8 +3,6 @@ loading, callbacks, latent output, decoding later, select-then-decode and bad in
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from PIL import Image
 import deltatok_hf  # noqa: F401  (registers the models)
 from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
 from deltatok_hf.pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
-from conftest import grey_frames, write_test_video
+from conftest import grey_frames, offline_hub_cache, write_test_video
 
 HIDDEN = 64  # DeltaWorldConfig.tiny() token width
 
@@ -368,25 +366,9 @@ def test_bare_world_model_directory_loads_as_a_pipeline(model, tmp_path):
         DeltaWorldPipeline.from_pretrained(tmp_path)
 
 
-def _offline_hub_cache(directory, tmp_path, monkeypatch, repo_id="org/deltaworld-tiny"):
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hub"
-    revision = hashlib.sha1(repo_id.encode()).hexdigest()
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    shutil.copytree(directory, repo / "snapshots" / revision)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return repo_id
-
-
 def test_hub_id_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
     saved = _save(model, tmp_path / "saved", heads={"depth_head": _heads()["depth_head"]}, size=32)
-    repo_id = _offline_hub_cache(saved, tmp_path, monkeypatch)
+    repo_id = offline_hub_cache(saved, tmp_path, monkeypatch, repo_id="org/deltaworld-tiny")
     pipe = DeltaWorldPipeline.from_pretrained(repo_id)
     assert pipe.depth_head is not None and pipe.segmentation_head is None
     out = pipe(_clip(2), fps=5, num_samples=2, seed=0)  # size 32 from the saved model_index.json
@@ -397,7 +379,7 @@ def test_hub_id_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
 
 def test_hub_id_of_a_bare_model_loads_from_an_offline_cache(model, tmp_path, monkeypatch):
     model.save_pretrained(tmp_path / "bare")
-    repo_id = _offline_hub_cache(tmp_path / "bare", tmp_path, monkeypatch, repo_id="org/bare-deltaworld")
+    repo_id = offline_hub_cache(tmp_path / "bare", tmp_path, monkeypatch, repo_id="org/bare-deltaworld")
     pipe = DeltaWorldPipeline.from_pretrained(repo_id, size=32)
     out = pipe(_clip(2), fps=5, num_samples=2, seed=0)
     reference = DeltaWorldPipeline(world_model=model)(_clip(2), fps=5, num_samples=2, size=32, seed=0)
