@@ -360,3 +360,34 @@ def test_gradient_checkpointing_gives_the_same_tokenizer_gradients():
         gradients.append(model.encoder_blocks[0].attention.q_proj.weight.grad.clone())
     torch.testing.assert_close(gradients[0], gradients[1], atol=1e-7, rtol=1e-6)
     assert gradients[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 40], ids=["one_candidate_per_pass", "uneven_passes", "five_per_pass"])
+def test_chunked_scoring_picks_the_same_winners_as_unchunked(chunk_size):
+    # Raised LayerScales so that candidates really differ (at the 1e-5 init they are nearly tied).
+    torch.manual_seed(0)
+    model = DeltaWorldForForecasting(DeltaWorldConfig.tiny(num_samples_train=24)).train()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("lambda1"):
+                parameter.uniform_(0.2, 1.0)
+    delta_tokens, timestamps = torch.randn(2, 5, 64), torch.tensor([0.0, 0.2, 0.4, 0.6, 0.8])  # 2 x 4 targets
+
+    def run(candidate_chunk_size):
+        model.config.candidate_chunk_size = candidate_chunk_size
+        model.zero_grad(set_to_none=True)
+        output = model(
+            delta_tokens=delta_tokens, timestamps=timestamps, generator=torch.Generator().manual_seed(1),
+            output_candidates=True,
+        )
+        output.loss.backward()
+        return output, model.predictor.head.weight.grad.clone()
+
+    unchunked, unchunked_gradient = run(None)
+    chunked, chunked_gradient = run(chunk_size)  # 8 targets: passes of max(1, chunk_size // 8) candidates
+    assert unchunked.best_candidate_indices.unique().numel() > 1  # a real choice was made
+    assert torch.equal(chunked.best_candidate_indices, unchunked.best_candidate_indices)
+    torch.testing.assert_close(chunked.candidate_losses, unchunked.candidate_losses, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(chunked.candidate_predictions, unchunked.candidate_predictions, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(chunked.loss, unchunked.loss, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(chunked_gradient, unchunked_gradient, atol=1e-6, rtol=1e-5)
