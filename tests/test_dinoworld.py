@@ -6,6 +6,7 @@ Random-weight tiny models prove mechanics and parity only, never forecasting qua
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -193,6 +194,19 @@ def test_only_the_predictor_and_learned_query_get_gradients(use_best_of_many):
     assert all(parameter.grad is not None for parameter in model.predictor.parameters())
     if not use_best_of_many:
         assert model.query_embed.weight.grad is not None and model.query_embed.weight.grad.abs().sum() > 0
+
+
+def test_train_mode_rope_augmentation_follows_the_config():
+    frames = torch.randint(0, 256, (1, 2, 3, 32, 32), generator=torch.Generator().manual_seed(0)).float()
+    augmented = tiny_model(False).train()
+    assert augmented.backbone.training
+    torch.manual_seed(0)
+    first = augmented.extract_features(frames)
+    torch.manual_seed(1)
+    assert not torch.allclose(first, augmented.extract_features(frames))  # a different rescale draw
+    plain = tiny_model(False, use_rope_augmentation=False).train()
+    assert plain.training and not plain.backbone.training
+    assert torch.equal(plain.extract_features(frames), plain.eval().extract_features(frames))
 
 
 def test_training_input_errors_name_the_problem():
@@ -491,3 +505,28 @@ def test_the_pipeline_hosts_a_dinoworld(tmp_path, use_best_of_many):
     pipe.save_pretrained(tmp_path / "pipe")
     loaded = DeltaWorldPipeline.from_pretrained(tmp_path / "pipe")
     assert isinstance(loaded.world_model, DinoWorldForForecasting)
+
+
+# ---------------------------------------------------------------------------------------------- the ladder script
+
+
+@pytest.mark.slow
+def test_ladder_script_runs_every_rung_and_writes_its_table(tmp_path):
+    import importlib.util
+
+    pytest.importorskip("deltatok_hf.data.synthetic").ForkWorld  # noqa: B018  (the default world)
+    script = Path(__file__).resolve().parents[1] / "examples" / "ablation" / "run_ladder.py"
+    spec = importlib.util.spec_from_file_location("run_ladder", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = module.main([
+        "--steps", "2", "--tokenizer-steps", "2", "--train-clips", "16", "--eval-clips", "2", "--batch-size", "4",
+        "--num-samples", "3", "--output", str(tmp_path / "ladder.json"),
+    ])
+    assert list(summary["rungs"]) == ["dinoworld", "dinoworld_bom", "frame_tokens", "delta_tokens"]
+    assert summary["rungs"]["dinoworld"]["num_samples"] == 1 and summary["rungs"]["delta_tokens"]["num_samples"] == 3
+    for result in summary["rungs"].values():
+        assert 0 < result["mode_coverage"] <= 1 and result["best_of_n_loss"] > 0 and result["mean_of_n_loss"] > 0
+        assert result["inference_gflops"] > 0 and result["peak_train_memory_mib"] > 0
+    assert json.loads((tmp_path / "ladder.json").read_text())["rungs"].keys() == summary["rungs"].keys()
+    assert "| 3: delta tokens" in module.render_table(summary)

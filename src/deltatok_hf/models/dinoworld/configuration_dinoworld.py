@@ -69,8 +69,8 @@ class DinoWorldConfig(PretrainedConfig):
             `β` of the smooth-L1 loss, used for the training loss and to pick the Best-of-Many winner.
         candidate_chunk_size (`int`, *optional*, defaults to 4):
             Best-of-Many candidates per target frame scored in one predictor pass (under `no_grad`). Each candidate is
-            `num_patches` query tokens, so scoring all `K` at once makes the step's peak memory grow with `K` (2.2x
-            step 0's at K = 16, mid size, `examples/ablation/README.md`); 4 at a time keeps it at 1.1x. `None` scores
+            `num_patches` query tokens, so scoring all `K` at once makes the step's peak memory grow with `K` (2.75x
+            step 0's at K = 16, mid size, `examples/ablation/README.md`); 4 at a time keeps it at 1.12x. `None` scores
             all `K` in one pass, as the official code. The winners and the loss are the same (tested, and the golden
             tensors pass either way).
     """
