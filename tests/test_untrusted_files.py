@@ -132,3 +132,15 @@ def test_converter_strict_mode_names_wrong_shape_and_unknown_keys():
     _, report = convert_official_checkpoint(deltaworld=official, preset="tiny", strict=False)
     assert report.unmatched == ["predictor.extra.weight"]
     assert report.shape_mismatches == ["predictor.head.weight: checkpoint (64, 32) vs model (64, 64)"]
+
+
+def test_tokenizer_from_pretrained_names_wrong_shape_keys(tmp_path):
+    from deltatok_hf import DeltaTokConfig, DeltaTokModel
+
+    torch.manual_seed(0)
+    DeltaTokModel(DeltaTokConfig.tiny()).save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    weights["z_embed.weight"] = torch.zeros(1, 32)
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"z_embed\.weight: checkpoint \(1, 32\) vs model \(1, 64\)"):
+        DeltaTokModel.from_pretrained(tmp_path)

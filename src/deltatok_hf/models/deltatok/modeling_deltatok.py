@@ -325,11 +325,12 @@ class DeltaTokModel(DeltaTokPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """
         Like [`PreTrainedModel.from_pretrained`]; when the checkpoint holds no backbone weights (as the official
-        releases), they are loaded from `config.backbone_name_or_path`.
+        releases), they are loaded from `config.backbone_name_or_path`. Wrong-shape weights raise a `ValueError`
+        naming every key (unless `ignore_mismatched_sizes=True`).
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, loading_info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        model, loading_info = _from_pretrained_naming_mismatches(
+            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
         )
         loading_info = _fill_missing_backbone(model, loading_info, kwargs)
         return (model, loading_info) if output_loading_info else model
@@ -685,6 +686,30 @@ class DeltaTokModel(DeltaTokPreTrainedModel):
             loss=loss, reconstruction=reconstruction, target_features=target, delta_tokens=delta_tokens
         )
         return output if return_dict is not False else output.to_tuple()
+
+
+def _from_pretrained_naming_mismatches(load, pretrained_model_name_or_path, *model_args, **kwargs):
+    """
+    `load` is a `PreTrainedModel.from_pretrained`; returns `(model, loading_info)`. transformers raises a bare
+    `RuntimeError` on wrong-shape weights and names the keys only in a logged table, so this loads with
+    `ignore_mismatched_sizes=True` and, unless the caller asked for that, raises a `ValueError` naming every key.
+    """
+    ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
+    kwargs.pop("output_loading_info", None)
+    model, loading_info = load(
+        pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+    )
+    mismatched = sorted(loading_info.get("mismatched_keys") or [], key=lambda item: item[0])
+    if mismatched and not ignore_mismatched_sizes:
+        details = "\n".join(
+            f"  {key}: checkpoint {tuple(checkpoint_shape)} vs model {tuple(model_shape)}"
+            for key, checkpoint_shape, model_shape in mismatched
+        )
+        raise ValueError(
+            f"Weights in {pretrained_model_name_or_path} do not fit the model built from its config.json "
+            f"({len(mismatched)} keys):\n{details}\nPass ignore_mismatched_sizes=True to re-initialise them instead."
+        )
+    return model, loading_info
 
 
 def _fill_missing_backbone(model: nn.Module, loading_info: dict, kwargs: dict, prefix: str = "backbone.") -> dict:

@@ -25,6 +25,7 @@ from ..deltatok.modeling_deltatok import (
     DeltaTokLayerScale,
     DeltaTokModel,
     _fill_missing_backbone,
+    _from_pretrained_naming_mismatches,
     _grid_from_num_patches,
     check_finite_tensor,
     init_official_weights,
@@ -271,30 +272,6 @@ class DeltaWorldPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Official predictor init: truncated normal 0.02 for linear weights and the query, zero biases, LayerScale."""
         init_official_weights(module, self.config.initializer_range, self.config.layer_scale_init)
-
-
-def _from_pretrained_naming_mismatches(load, pretrained_model_name_or_path, *model_args, **kwargs):
-    """
-    `load` is a `PreTrainedModel.from_pretrained`; returns `(model, loading_info)`. transformers raises a bare
-    `RuntimeError` on wrong-shape weights and names the keys only in a logged table, so this loads with
-    `ignore_mismatched_sizes=True` and, unless the caller asked for that, raises a `ValueError` naming every key.
-    """
-    ignore_mismatched_sizes = kwargs.pop("ignore_mismatched_sizes", False)
-    kwargs.pop("output_loading_info", None)
-    model, loading_info = load(
-        pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
-    )
-    mismatched = sorted(loading_info.get("mismatched_keys") or [], key=lambda item: item[0])
-    if mismatched and not ignore_mismatched_sizes:
-        details = "\n".join(
-            f"  {key}: checkpoint {tuple(checkpoint_shape)} vs model {tuple(model_shape)}"
-            for key, checkpoint_shape, model_shape in mismatched
-        )
-        raise ValueError(
-            f"Weights in {pretrained_model_name_or_path} do not fit the model built from its config.json "
-            f"({len(mismatched)} keys):\n{details}\nPass ignore_mismatched_sizes=True to re-initialise them instead."
-        )
-    return model, loading_info
 
 
 def _as_float_timestamps(name: str, timestamps, batch_size: int, length: int | None, device) -> torch.Tensor:
