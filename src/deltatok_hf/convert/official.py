@@ -37,6 +37,13 @@ class ConversionReport:
     shape_mismatches: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # our keys the checkpoint did not provide
 
+    def raise_for_problems(self, source: str) -> None:
+        """Strict conversion: raise a `ValueError` naming every unmatched key and every shape mismatch, one a line."""
+        problems = [f"  unmatched: {key}" for key in self.unmatched]
+        problems += [f"  shape: {item}" for item in self.shape_mismatches]
+        if problems:
+            raise ValueError(f"{source} does not fit the model:\n" + "\n".join(problems))
+
     def summary(self) -> str:
         lines = [
             f"converted {len(self.converted)} tensors",
@@ -238,10 +245,8 @@ def convert_official_checkpoint(
             tokenizer_state = {"tokenizer." + key: value for key, value in tokenizer_state.items()}
         converted, report = convert_official_state_dict(tokenizer_state, model, target, report)
         state_dict.update(converted)
-    if strict and (report.unmatched or report.shape_mismatches):
-        problems = [f"  unmatched: {key}" for key in report.unmatched]
-        problems += [f"  shape: {item}" for item in report.shape_mismatches]
-        raise ValueError("Official checkpoint does not fit the model:\n" + "\n".join(problems))
+    if strict:
+        report.raise_for_problems("Official checkpoint")
     incompatible = model.load_state_dict(state_dict, strict=False)
     report.missing = list(incompatible.missing_keys)
     if output_dir is not None:
