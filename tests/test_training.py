@@ -387,8 +387,10 @@ def test_two_process_data_parallel_ends_with_identical_parameters(tmp_path, toke
 @pytest.mark.slow
 def test_best_of_many_covers_modes_that_the_deterministic_model_averages(tmp_path):
     output = tmp_path / "multimodality.json"
-    tokenizer = ROOT / "src" / "deltatok_hf" / "assets" / "demo_model"
-    extra = ["--tokenizer", tokenizer] if (tokenizer / "config.json").is_file() else []
+    # The bundled demo's tokenizer: a pipeline folder (world_model/) now, a DeltaWorld folder before; else random init.
+    demo = ROOT / "src" / "deltatok_hf" / "assets" / "demo_model"
+    found = [path for path in (demo / "world_model", demo) if (path / "config.json").is_file()]
+    extra = ["--tokenizer", found[0]] if found else []
     run_command(
         PYTHON, EXAMPLES / "multimodality_experiment.py", *extra, "--num_train_videos", "256", "--num_eval_videos",
         "64", "--max_train_steps", "300", "--output_json", output, timeout=1800,
