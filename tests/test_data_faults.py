@@ -90,3 +90,19 @@ def test_a_clip_longer_than_the_video_raises_a_named_error_or_skips_it(faulty_fo
     assert clip_dataset.stats["skipped_too_short"] == 1
     with pytest.raises(NoUsableVideosError, match="1 too short"):
         list(VideoClipDataset([faulty_folder / "good_1.mp4"], sampler=ClipSampler(8, min_gap=0.2, max_gap=0.3), seed=0))
+
+
+def test_the_training_run_summary_reports_the_skipped_videos(faulty_folder, tmp_path):
+    import json
+
+    from deltatok_hf.cli import main
+
+    output_dir = tmp_path / "trained"
+    code = main([
+        "train-deltatok", "--train_data", str(faulty_folder), "--model_config", "tiny", "--frame_size", "32",
+        "--train_batch_size", "2", "--max_train_steps", "2", "--output_dir", str(output_dir),
+    ])  # fmt: skip
+    assert code == 0
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    assert summary["skipped_videos"]["skipped_unreadable"] == len(BAD)
+    assert summary["skipped_videos"]["videos"] >= len(GOOD)

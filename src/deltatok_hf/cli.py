@@ -67,7 +67,9 @@ def _add_forecast_arguments(parser: argparse.ArgumentParser, default_out: str) -
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="deltatok-hf", description="DeltaTok / DeltaWorld world models: forecast, demo, convert."
+        prog="deltatok-hf",
+        description="DeltaTok / DeltaWorld world models: forecast, demo, convert, evaluate, and training "
+        "(train-deltatok, train-deltaworld, train-rgb-decoder, cache-tokens).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -25,9 +25,14 @@ class DataArguments:
     train_data: str = field(
         default="synthetic",
         **_help(
-            "A folder of videos, one video file, a `datasets.save_to_disk` folder, a Hub dataset id, or `synthetic` "
-            "(moving shapes with several possible futures; no download)."
+            "A folder of videos (or of WebDataset .tar / .parquet shards), one video file, a `datasets.save_to_disk` "
+            "folder, a Hub dataset id, a LeRobot v3 dataset (folder or Hub id; clips never cross an episode), or "
+            "`synthetic` (moving shapes with several possible futures; no download)."
         ),
+    )
+    camera_key: str | None = field(
+        default=None,
+        **_help("The camera of a LeRobot dataset (e.g. `observation.images.front`); needed when it has several."),
     )
     num_frames: int | None = field(default=None, **_help("Frames per clip (default: the recipe's, 2 tokenizer, 8 world)."))
     frame_size: int = field(default=256, **_help("Square crop size in pixels (a multiple of the patch size 16)."))

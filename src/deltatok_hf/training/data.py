@@ -53,7 +53,9 @@ def build_clip_dataset(arguments: DataArguments, num_frames: int | None = None):
     }
     if data.is_lerobot_dataset(arguments.train_data):
         # Clips inside one episode of the dataset's camera (one with several cameras asks for a camera key).
-        return data.LeRobotClipDataset(arguments.train_data, **clip_arguments)
+        return data.LeRobotClipDataset(arguments.train_data, camera_key=arguments.camera_key, **clip_arguments)
+    if arguments.camera_key is not None:
+        raise ValueError(f"camera_key={arguments.camera_key!r} names a LeRobot camera, but {arguments.train_data!r} is not a LeRobot dataset.")
     return data.VideoClipDataset(data.load_video_dataset(arguments.train_data), **clip_arguments)
 
 

@@ -226,6 +226,8 @@ def train(
         "resumed_from": str(checkpoint_path) if checkpoint_path is not None else None,
         "preset": arguments.preset,
         "initial_checksum": initial_checksum,
+        # Videos skipped as unreadable or too short (counted by the clip datasets, DataLoader workers included).
+        "skipped_videos": dict(train_dataset.stats) if hasattr(train_dataset, "stats") else None,
     }
     if arguments.write_rank_checksums:
         write_json(
