@@ -37,6 +37,7 @@ from deltatok_hf import DeltaTokConfig, DeltaTokModel, DeltaWorldConfig, DeltaWo
 from deltatok_hf.data import ForkWorld, demo_clip_path
 from deltatok_hf.models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
 from deltatok_hf.training import DataArguments, build_card_data, build_clip_dataset, render_model_card, write_json
+from deltatok_hf.training.demo import fork_world_pixel_targets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fork_world_experiment import backbone_features, evaluate, feature_pairs, fit  # noqa: E402  (examples beside this one)
@@ -141,21 +142,7 @@ def main(argv=None):
     # 2. RGB decoder on the backbone features of every training frame: fork world (context and every branch) and city.
     decoder = DeltaTokRGBDecoder(DeltaTokRGBDecoderConfig.tiny(feature_size=64, image_size=args.frame_size))
     decoder.copy_feature_norm_from(tokenizer)
-    fork_pixels = torch.cat(
-        (
-            torch.stack([item["frames"] for item in train_items]).flatten(0, 1),
-            torch.stack([item["all_futures"] for item in train_items]).flatten(0, 2),
-        )
-    )  # (fork_frames, 3, H, W), the order of clips.flatten(0, 1) then futures.flatten(0, 2)
-    backgrounds = torch.stack([item["background"] for item in train_items])  # (items, 3, H, W)
-    fork_backgrounds = torch.cat(
-        (
-            backgrounds.repeat_interleave(train_world.num_frames, dim=0),
-            backgrounds.repeat_interleave(train_world.num_modes, dim=0),
-        )
-    )  # (fork_frames, 3, H, W)
-    # The disc is ~3 % of a frame and all the mode reader looks at: weight its pixels up (city pixels weigh 1).
-    fork_weights = 1 + (args.object_weight - 1) * (fork_pixels != fork_backgrounds).any(dim=1, keepdim=True).float()
+    fork_pixels, fork_weights = fork_world_pixel_targets(train_items, args.object_weight)  # disc pixels weigh more
     city_pixels = torch.stack([clip["frames"] for clip in city]).flatten(0, 1)  # (city_frames, 3, H, W)
     frame_features = torch.cat((clips.flatten(0, 1), futures.flatten(0, 2), city_frames_features.flatten(0, 1)))
     frame_targets = torch.cat((fork_pixels, city_pixels)).float() / 255  # (frames, 3, H, W) on 0..1

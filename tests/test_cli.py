@@ -242,3 +242,24 @@ def test_convert_a_task_head(tmp_path):
     head = DeltaTokDepthHead.from_pretrained(out)
     assert torch.equal(head.head.weight, state["head.weight"])
     assert main(["convert", "--head", str(tmp_path / "pytorch_model.bin"), "--weights", "x", "--output", str(out)]) == 2
+
+
+def test_fork_world_pixel_targets_weight_the_disc_and_follow_the_feature_order():
+    """What the demo model's RGB decoder trains on: clip frames item by item, then every branch; disc pixels weigh more."""
+    from deltatok_hf.data import ForkWorld
+    from deltatok_hf.training.demo import fork_world_pixel_targets
+
+    world = ForkWorld(2, seed=0)
+    items = [world[0], world[1]]
+    pixels, weights = fork_world_pixel_targets(items, object_weight=20.0)
+    num_clip_frames = 2 * world.num_frames
+    assert pixels.shape == (num_clip_frames + 2 * world.num_modes, 3, 64, 64) and weights.shape[1] == 1
+    assert torch.equal(pixels[world.num_frames], items[1]["frames"][0])  # second item's first frame
+    assert torch.equal(pixels[num_clip_frames + world.num_modes + 2], items[1]["all_futures"][2, 0])
+    assert set(weights.unique().tolist()) == {1.0, 20.0}
+    # The weighted pixels are the disc's: about its area in every frame (anti-aliased edge included).
+    disc_area = torch.pi * world.radius**2
+    weighted = (weights == 20).flatten(1).sum(1).float()
+    assert (weighted > 0.8 * disc_area).all() and (weighted < 1.6 * disc_area).all()
+    with pytest.raises(ValueError, match="object_weight"):
+        fork_world_pixel_targets(items, object_weight=0.5)
