@@ -1,0 +1,172 @@
+"""Select-then-decode on the fork world, and latent-only sampling, timed against plain decoded forecasts.
+
+    cd benchmarks && ../.venv/bin/python bench_select_then_decode.py [--num-clips 32] [--rows coverage latent vitb_latent vitb_select]
+
+1. Mode coverage: on held-out `ForkWorld` clips, the demo pipeline (`deltatok-hf demo`'s, with its RGB decoder)
+   forecasts the first future frame with N = 4 plain draws, and with N = 4 chosen among 256 futures drawn in token
+   space (`num_candidates=256`, farthest-point selection) and decoded; 256 plain decoded draws give the ceiling.
+   Coverage = fraction of the 3 branches that some decoded sample shows, read from its RGB pixels
+   (`read_fork_mode`), averaged over clips. The arms run interleaved per clip (order alternating), same seed per clip;
+   the time of an arm is the whole call (pipeline + reading the pixels), its CPU utilisation = process CPU / wall.
+2. Latent sampling: 1000 futures x 3 steps with `output_type="latent"` (delta tokens only) vs a decoded 20-sample,
+   3-step forecast, interleaved, with the demo model; `vitb_latent`: the same with ViT-B sizes and random weights
+   (`_common.build_model`) on random 256 px frames; `vitb_select`: at ViT-B sizes, the time of N chosen among 256
+   (3 steps) vs N plain decoded draws (no coverage: random weights).
+
+The demo model is tiny, trained minutes on synthetic data with a random backbone: the coverage numbers show the
+mechanics of the selection, not the quality of any model; the ViT-B row has random weights (speed only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from _common import build_model, interleaved, machine_info, make_clip, timed, write_json
+from deltatok_hf import DeltaWorldPipeline
+from deltatok_hf.demo import fork_world_for, forecast_fork_clip, load_demo_pipeline
+
+# Held out from the demo model's training (seed 0), its card's evaluation (1000) and the demo's picture (2026).
+BENCHMARK_WORLD_SEED = 3000
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="a saved pipeline with an RGB decoder (default: the demo's)")
+    parser.add_argument("--num-clips", type=int, default=32)
+    parser.add_argument("--num-samples", type=int, default=4)
+    parser.add_argument("--num-candidates", type=int, default=256)
+    parser.add_argument("--latent-samples", type=int, default=1000)
+    parser.add_argument("--decoded-samples", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5, help="latent rows: timed rounds after one warm-up")
+    parser.add_argument(
+        "--rows", nargs="+", default=["coverage", "latent"], choices=("coverage", "latent", "vitb_latent", "vitb_select"),
+        help="what to measure; vitb_*: ViT-B sizes with random weights on random 256 px frames (speed only)",
+    )
+    parser.add_argument("--vitb-repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", default="select_then_decode", help="results/<output>.json")
+    return parser.parse_args(argv)
+
+
+def coverage_rows(pipe: DeltaWorldPipeline, args) -> dict:
+    """Per arm: mean coverage over clips, median and total wall seconds, CPU utilisation."""
+    world = fork_world_for(pipe, args.num_clips, seed=BENCHMARK_WORLD_SEED)
+    arms = {
+        f"plain_{args.num_samples}": dict(num_samples=args.num_samples),
+        f"select_{args.num_samples}_of_{args.num_candidates}": dict(
+            num_samples=args.num_samples, num_candidates=args.num_candidates
+        ),
+        f"plain_{args.num_candidates}": dict(num_samples=args.num_candidates),
+    }
+    forecast = lambda index, options: forecast_fork_clip(  # noqa: E731
+        pipe, world, index, generator=torch.Generator(device=pipe.device).manual_seed(index), **options
+    )
+    forecast(0, arms[f"plain_{args.num_samples}"])  # warm-up (allocations, lazy imports)
+    records = {name: {"coverage": [], "wall_s": [], "cpu_s": []} for name in arms}
+    for index in range(args.num_clips):
+        order = list(arms) if index % 2 == 0 else list(reversed(arms))
+        for name in order:
+            clip, wall, utilisation = timed(lambda: forecast(index, arms[name]), args.device)
+            records[name]["coverage"].append(clip.coverage)
+            records[name]["wall_s"].append(wall)
+            records[name]["cpu_s"].append(wall * utilisation)
+    rows = {}
+    for name, record in records.items():
+        rows[name] = {
+            "mean_coverage": statistics.fmean(record["coverage"]),
+            "median_wall_s": statistics.median(record["wall_s"]),
+            "total_wall_s": sum(record["wall_s"]),
+            "total_cpu_s": sum(record["cpu_s"]),
+            "cpu_utilisation": sum(record["cpu_s"]) / sum(record["wall_s"]),
+            "coverage_per_clip": record["coverage"],
+        }
+    return rows
+
+
+def compare_calls(pipe: DeltaWorldPipeline, frames, timestamps, arms: dict[str, dict], args, repeats: int) -> dict:
+    """Interleaved timing of 3-step forecasts of one clip, one pipeline call per arm (`arms`: name -> call options)."""
+    step = float(timestamps[1] - timestamps[0])
+    future = [float(timestamps[-1]) + step * (index + 1) for index in range(3)]
+    call = lambda options: pipe(frames, timestamps=timestamps, future_timestamps=future, seed=0, **options)  # noqa: E731
+    functions = {name: (lambda options=options: tuple(call(options).future_delta_tokens.shape)) for name, options in arms.items()}
+    result = interleaved(functions, repeats=repeats, warmup=1, device=args.device)
+    result["shapes"] = {name: list(shape) for name, shape in result.pop("outputs").items()}
+    first, second = (result[name]["median_s"] for name in arms)
+    result["time_ratio_first_over_second"] = first / second
+    return result
+
+
+def latent_row(pipe: DeltaWorldPipeline, frames, timestamps, args, repeats: int) -> dict:
+    """`latent_samples` futures x 3 steps as delta tokens vs a decoded `decoded_samples`-sample 3-step forecast."""
+    arms = {
+        f"latent_{args.latent_samples}x3": dict(num_samples=args.latent_samples, output_type="latent"),
+        f"decoded_{args.decoded_samples}x3": dict(num_samples=args.decoded_samples),
+    }
+    return compare_calls(pipe, frames, timestamps, arms, args, repeats)
+
+
+def select_row(pipe: DeltaWorldPipeline, frames, timestamps, args, repeats: int) -> dict:
+    """Time only: `num_samples` chosen among `num_candidates` (3 steps) vs `num_samples` plain decoded draws."""
+    arms = {
+        f"select_{args.num_samples}_of_{args.num_candidates}x3": dict(
+            num_samples=args.num_samples, num_candidates=args.num_candidates
+        ),
+        f"plain_{args.num_samples}x3": dict(num_samples=args.num_samples),
+    }
+    return compare_calls(pipe, frames, timestamps, arms, args, repeats)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    demo = load_demo_pipeline() if args.model is None else load_demo_pipeline(args.model)
+    if demo.random_weights:
+        raise SystemExit("No trained demo pipeline found; train it with examples/train_demo_model.py first.")
+    pipe = demo.pipeline.to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    payload = {"machine": machine_info(args.device), "model": demo.source, "settings": vars(args)}
+
+    if "coverage" in args.rows:
+        payload["coverage"] = coverage_rows(pipe, args)
+        plain = payload["coverage"][f"plain_{args.num_samples}"]
+        selected = payload["coverage"][f"select_{args.num_samples}_of_{args.num_candidates}"]
+        payload["coverage_ratio_selected_over_plain"] = selected["mean_coverage"] / max(plain["mean_coverage"], 1e-9)
+        payload["time_ratio_selected_over_plain"] = selected["total_wall_s"] / plain["total_wall_s"]
+        payload["cpu_time_ratio_selected_over_plain"] = selected["total_cpu_s"] / plain["total_cpu_s"]
+        write_json(args.output, payload)
+        for name, row in payload["coverage"].items():
+            print(
+                f"{name}: coverage {row['mean_coverage']:.3f}, median {row['median_wall_s'] * 1000:.1f} ms/clip, "
+                f"CPU util. {row['cpu_utilisation']:.2f}"
+            )
+        print(
+            f"selected / plain: coverage x{payload['coverage_ratio_selected_over_plain']:.2f} (target >= 1.3), "
+            f"time x{payload['time_ratio_selected_over_plain']:.2f} (target <= 1.1), "
+            f"CPU time x{payload['cpu_time_ratio_selected_over_plain']:.2f}"
+        )
+    if "latent" in args.rows:
+        world = fork_world_for(pipe, 1, seed=BENCHMARK_WORLD_SEED)
+        item = world[0]
+        context, times = item["frames"][: world.num_context_frames], item["timestamps"][: world.num_context_frames]
+        payload["latent_demo"] = latent_row(pipe, context, times, args, args.repeats)
+        write_json(args.output, payload)
+        print(f"demo model: latent / decoded time x{payload['latent_demo']['time_ratio_first_over_second']:.2f} (target <= 1)")
+    if {"vitb_latent", "vitb_select"} & set(args.rows):
+        vitb = DeltaWorldPipeline(world_model=build_model("vitb", args.device), size=256)
+        vitb.set_progress_bar_config(disable=True)
+        frames, timestamps = make_clip(1, 4, 256, args.device)
+        for row, measure in (("vitb_latent", latent_row), ("vitb_select", select_row)):
+            if row in args.rows:
+                payload[row] = measure(vitb, frames[0], timestamps[0], args, args.vitb_repeats)
+                write_json(args.output, payload)
+                print(f"ViT-B (random) {row}: time ratio x{payload[row]['time_ratio_first_over_second']:.2f}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
