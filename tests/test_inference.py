@@ -54,6 +54,7 @@ def test_inference_blocks_compute_the_training_arithmetic_in_place_without_touch
         assert torch.equal(hidden_states, original)
 
 
+@pytest.mark.slow  # a fresh interpreter importing the package: ~50 s on the shared 2-core machine
 def test_tuned_allocator_leaves_forecasts_unchanged():
     # A subprocess, because the setting is process-wide and lasts until exit.
     script = """
