@@ -40,7 +40,7 @@ from deltatok_hf import (
     DinoWorldConfig,
     DinoWorldForForecasting,
 )
-from deltatok_hf.metrics.functional import generative_forecast_scores
+from deltatok_hf.metrics.functional import generative_forecast_scores, smooth_l1_per_step
 from deltatok_hf.training.optim import build_lr_scheduler, build_optimizer
 from deltatok_hf.training.recipes import get_recipe
 
@@ -185,6 +185,17 @@ def tokenize(tokenizer: DeltaTokModel, features: torch.Tensor, batch_size: int =
 
 
 @torch.no_grad()
+def tokenizer_floor(tokenizer: DeltaTokModel, features: torch.Tensor, tokens: torch.Tensor, num_context: int) -> float:
+    """Feature error of decoding the *true* future tokens (from the last context frame, step by step): the best any
+    predictor over these tokens can do, the same smooth-L1 as best-of-N."""
+    previous, decoded = features[:, num_context - 1], []
+    for step in range(num_context, features.shape[1]):
+        previous = tokenizer.decode(tokens[:, step], previous, grid_size=(4, 4))  # (C, N, D)
+        decoded.append(previous)
+    return float(smooth_l1_per_step(torch.stack(decoded, dim=1), features[:, num_context:]).mean())
+
+
+@torch.no_grad()
 def forecast(model, rung: str, features, tokens, timestamps, num_context: int, num_samples: int, seed: int) -> torch.Tensor:
     """`(C, S, F, N, D)` sampled future features of every clip, from cached context features / tokens."""
     generator = torch.Generator().manual_seed(seed)
@@ -262,8 +273,10 @@ def main(argv=None) -> dict:
         scores = generative_forecast_scores(list(samples), list(targets), list(mode_features))
         cost = inference_cost(model, eval_world["frames"], eval_world["timestamps"], num_context, num_samples)
         memory = peak_training_memory({"rung": rung, "sizes": args.memory_sizes, "batch_size": args.batch_size})
+        floor = tokenizer_floor(tokenizers[rung], eval_features, eval_tokens[rung], num_context) if rung in tokenizers else None
         results[rung] = {
             "name": RUNG_NAMES[rung],
+            "tokenizer_floor": floor,
             "num_samples": num_samples,
             "num_samples_train": model.config.num_samples_train if model.config.use_best_of_many else None,
             "best_of_n_loss": scores["best_of_n_loss"],
@@ -278,7 +291,10 @@ def main(argv=None) -> dict:
         print(f"{RUNG_NAMES[rung]}: best-of-{num_samples} {scores['best_of_n_loss']:.4f}, coverage "
               f"{scores['mode_coverage']:.2f}, {training['step_seconds'] * 1e3:.0f} ms/step")
 
+    # Reference: repeat the last context frame's features (no model at all).
+    copy_last = eval_features[:, num_context - 1 : num_context].expand_as(eval_features[:, num_context:])
     summary = {
+        "copy_last_frame_loss": float(smooth_l1_per_step(copy_last, eval_features[:, num_context:]).mean()),
         "arguments": vars(args),
         "tokenizers": tokenizer_summaries,
         "rungs": results,
@@ -296,18 +312,21 @@ def main(argv=None) -> dict:
 def render_table(summary: dict) -> str:
     memory_sizes = summary["arguments"]["memory_sizes"]
     lines = [
-        f"| rung | best-of-N | mean-of-N | energy score | mode coverage | train step (ms) | peak train memory "
-        f"({memory_sizes}, MiB) | inference GFLOP | inference (ms) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| rung | best-of-N | mean-of-N | tokenizer floor | energy score | mode coverage | train step (ms) | peak train "
+        f"memory ({memory_sizes}, MiB) | inference GFLOP | inference (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in summary["rungs"].values():
         samples = result["num_samples"]
         lines.append(
             f"| {result['name']} (N={samples}) | {result['best_of_n_loss']:.4f} | {result['mean_of_n_loss']:.4f} | "
+            f"{'-' if result['tokenizer_floor'] is None else format(result['tokenizer_floor'], '.4f')} | "
             f"{result['energy_score']:.2f} | {result['mode_coverage']:.2f} | {result['train_step_seconds'] * 1e3:.0f} | "
             f"{result['peak_train_memory_mib']:.1f} | {result['inference_gflops']:.3f} | "
             f"{result['inference_seconds'] * 1e3:.0f} |"
         )
+    lines.append(f"| copy the last context frame (no model) | {summary['copy_last_frame_loss']:.4f} | "
+                 f"{summary['copy_last_frame_loss']:.4f} | - | - | - | - | - | - | - |")
     return "\n".join(lines)
 
 
