@@ -42,9 +42,9 @@ from contextlib import contextmanager
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
-from torch.utils.flop_counter import FlopCounterMode
 
 from _common import build_model, interleaved, machine_info, make_clip, make_noise, write_json
+from flops import count
 from reference_rollout import ours
 
 from transformers.models.dinov3_vit import modeling_dinov3_vit
@@ -172,12 +172,6 @@ def attribute(events) -> dict[str, float]:
     return dict(totals)
 
 
-def count_flops(function) -> int:
-    with FlopCounterMode(display=False) as counter:
-        function()
-    return counter.get_total_flops()
-
-
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,7 +210,7 @@ def main() -> None:
 
     for _ in range(args.warmup):
         forecast()
-    forecast_flops = count_flops(forecast) if not args.compile else None
+    forecast_flops = count(forecast) if not args.compile else None
 
     rounds = []
     for _ in range(args.rounds):
