@@ -31,7 +31,7 @@ from PIL import Image
 from ..metrics.functional import IGNORE_INDEX, MAX_DEPTH, MIN_DEPTH, depth_valid_mask
 from .datasets import list_video_files
 from .sampling import resize_short_side
-from .video_processor import MAX_ASPECT_RATIO
+from .video_processor import MAX_ASPECT_RATIO, check_positive_integer, check_positive_number
 
 
 # The official evaluation protocol: 4 context frames, 3 future frames, frames 512 pixels on the short side.
@@ -92,16 +92,6 @@ def resize_benchmark_frames(
     `cv2.resize(INTER_LINEAR)` (rounding may differ by one). The square crops are cut later, by
     `deltatok_hf.data.video_processor.split_into_square_crops`, so that the labels can be split alongside."""
     return resize_short_side(frames, frame_size, antialias=False, max_aspect_ratio=max_aspect_ratio)
-
-
-def check_positive_integer(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-
-
-def check_positive_number(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
 
 
 def _read_rgb(path: Path) -> torch.Tensor:

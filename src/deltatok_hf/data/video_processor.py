@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from PIL import Image
 
+from ..metrics.functional import IGNORE_INDEX
 from .sampling import resize_frames, short_side_size, split_square_crops, square_crop_boxes
 
 
 RESIZE_MODES = ("square_crops", "resize_square", "none")
-IGNORE_INDEX = 255
 # The official evaluation caps the long side at this multiple of the short side after resizing (`max_aspect_ratio`).
 MAX_ASPECT_RATIO = 2.0
 
@@ -235,12 +235,14 @@ def as_time_vector(name: str, values: Any) -> torch.Tensor:
     return vector
 
 
-def _check_positive_number(name: str, value: Any) -> None:
+def check_positive_number(name: str, value: Any) -> None:
+    """A `ValueError` naming `name` unless `value` is a finite number > 0 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}.")
 
 
-def _check_positive_int(name: str, value: Any) -> None:
+def check_positive_integer(name: str, value: Any) -> None:
+    """A `ValueError` naming `name` unless `value` is an integer >= 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
@@ -303,10 +305,10 @@ class DeltaWorldVideoProcessor(ConfigMixin):
         patch_size: int = 16,
     ):
         super().__init__()
-        _check_positive_int("size", size)
-        _check_positive_int("patch_size", patch_size)
-        _check_positive_int("context_frames", context_frames)
-        _check_positive_number("context_interval", context_interval)
+        check_positive_integer("size", size)
+        check_positive_integer("patch_size", patch_size)
+        check_positive_integer("context_frames", context_frames)
+        check_positive_number("context_interval", context_interval)
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}.")
         if resize_mode != "none" and size % patch_size:
@@ -456,13 +458,13 @@ class DeltaWorldVideoProcessor(ConfigMixin):
         """
         # 1. Check the options.
         if context_frames is not None:
-            _check_positive_int("context_frames", context_frames)
+            check_positive_integer("context_frames", context_frames)
         if fps is not None:
-            _check_positive_number("fps", fps)
+            check_positive_number("fps", fps)
         if context_interval is not None:
-            _check_positive_number("context_interval", context_interval)
+            check_positive_number("context_interval", context_interval)
         if frame_interval is not None:
-            _check_positive_number("frame_interval", frame_interval)
+            check_positive_number("frame_interval", frame_interval)
         if fps is not None and timestamps is not None:
             raise ValueError("Pass either fps or timestamps for the context frames, not both.")
         is_file = isinstance(clip, (str, os.PathLike))
@@ -526,7 +528,7 @@ class DeltaWorldVideoProcessor(ConfigMixin):
     ) -> torch.Tensor:
         """The `(F,)` float64 future times: explicit, or `num_future_frames` (default 3) steps of `frame_interval`."""
         if num_future_frames is not None:
-            _check_positive_int("num_future_frames", num_future_frames)
+            check_positive_integer("num_future_frames", num_future_frames)
         if future_timestamps is not None:
             future = as_time_vector("future_timestamps", future_timestamps)
             if future.numel() < 1:
@@ -564,6 +566,8 @@ __all__ = [
     "SquareCropLayout",
     "align_to_labels",
     "as_time_vector",
+    "check_positive_integer",
+    "check_positive_number",
     "check_value_range",
     "is_clip_batch",
     "merge_square_crops",

@@ -19,9 +19,8 @@ from ..data.benchmarks import (
     BENCHMARK_NUM_CONTEXT_FRAMES,
     BENCHMARK_NUM_FUTURE_FRAMES,
     LABELLED_DATASETS,
-    check_positive_integer,
-    check_positive_number,
 )
+from ..data.video_processor import check_positive_integer, check_positive_number
 
 
 UNLABELLED_DATASETS = ("synthetic", "videos")
