@@ -1,6 +1,6 @@
 """Learning proven on pixels: Best-of-Many DeltaWorld forks where the fork world forks; the deterministic one cannot.
 
-Runs `examples/fork_world_experiment.py` (a smaller version of the examples/README table) and asserts the issue's three
+Runs `examples/fork_world_experiment.py` with the settings of the examples/README table and asserts the issue's three
 thresholds. Synthetic data, random-init frozen backbone: this proves the mechanics of Best-of-Many, not model quality.
 """
 
@@ -15,14 +15,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "fork_world_experiment.py"
 SUBPROCESS_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-# Fewer clips than the README table; the step counts stay (the tokenizer needs them to start using its token).
-SMALL_RUN = ("--num_train_items", "256", "--num_eval_items", "32")
+# The README table's settings (its defaults). Fewer clips would save little: the CPU time is in the training steps,
+# which the tokenizer needs to start using its token; 256 / 32 clips took the same 216 CPU seconds and left the
+# Best-of-Many coverage (0.94) closer to the 0.9 bound than the 64 held-out clips do (0.97).
+README_RUN = ()
 
 
 @pytest.mark.slow
 def test_best_of_many_covers_every_branch_in_decoded_pixels_and_the_deterministic_model_one_at_most(tmp_path):
     output = tmp_path / "fork_world.json"
-    command = [sys.executable, str(SCRIPT), *SMALL_RUN, "--output_json", str(output)]
+    command = [sys.executable, str(SCRIPT), *README_RUN, "--output_json", str(output)]
     result = subprocess.run(
         command, cwd=ROOT, env={**os.environ, **SUBPROCESS_ENV}, capture_output=True, text=True, timeout=3600
     )
