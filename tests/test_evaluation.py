@@ -523,3 +523,16 @@ def test_probe_script_runs_as_a_script(tmp_path, tiny_model_dir):
     assert completed.returncode == 0, completed.stderr
     assert json.loads((tmp_path / "training_summary.json").read_text())["steps"] == 2
     assert isinstance(load_task_head(str(tmp_path)), DeltaTokSegmentationHead)
+
+
+@pytest.mark.parametrize("best_of_many", [False, True], ids=["dinoworld", "dinoworld_bom"])
+def test_benchmark_evaluates_a_dino_world_rung_by_its_model_type(tmp_path, best_of_many):
+    from deltatok_hf.models.dinoworld import DinoWorldConfig, DinoWorldForForecasting
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "dinoworld"
+    DinoWorldForForecasting(DinoWorldConfig.tiny(use_best_of_many=best_of_many)).save_pretrained(model_dir)
+    report, _ = _run_benchmark(tmp_path, model_dir, dataset="synthetic", num_synthetic_videos=2, batch_size=2, num_samples=None)
+    # The deterministic rung forecasts one future; the Best-of-Many rung its config's num_samples_eval.
+    assert report["num_samples"] == (DinoWorldConfig.tiny().num_samples_eval if best_of_many else 1)
+    assert report["results"]["context_4_horizon_3"]["steps"]["3"]["best_of_n"]["smooth_l1"] > 0.0

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deltatok-hf",
         description="DeltaTok / DeltaWorld world models: forecast, demo, convert, evaluate, and training "
-        "(train-deltatok, train-deltaworld, train-rgb-decoder, cache-tokens).",
+        "(train-deltatok, train-deltaworld, train-dinoworld, train-rgb-decoder, cache-tokens).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -395,6 +395,9 @@ TRAINING_COMMANDS = {
     "train-deltatok": ("DeltaTokTrainingArguments", "train_deltatok", "train or fine-tune a DeltaTok tokenizer"),
     "train-deltaworld": ("DeltaWorldTrainingArguments", "train_deltaworld", "train or fine-tune a DeltaWorld predictor"),
     "cache-tokens": ("CacheTokensArguments", "cache_delta_tokens", "store the delta tokens of sampled clips"),
+    "train-dinoworld": (
+        "DinoWorldTrainingArguments", "train_dinoworld", "train a DINO-world baseline (the paper's ablation steps 0-1)"
+    ),
     "train-rgb-decoder": (
         "RGBDecoderTrainingArguments", "train_rgb_decoder", "fit an RGB decoder (features -> pixels) on frozen backbone features"
     ),

@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import PretrainedConfig
+from transformers import AutoModel, PretrainedConfig
 
 from ..data.benchmarks import (
     DEFAULT_TIME_STRIDE_SECONDS,
@@ -51,8 +51,10 @@ from ..metrics.functional import (
     pooled_rmse,
     smooth_l1_per_step,
 )
+from .. import models  # noqa: F401  (registers the world models with AutoModel)
 from ..models.deltaworld import DeltaWorldForForecasting
 from ..models.heads import DeltaTokDepthHead, DeltaTokSegmentationHead
+from ..pipelines.pipeline_deltaworld import feature_geometry
 from .configuration import ForecastEvaluationConfig
 
 
@@ -186,7 +188,7 @@ def _per_window(values: list[list[float]], layout) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_horizon(
-    model: DeltaWorldForForecasting,
+    model: DeltaWorldForForecasting,  # or a DinoWorldForForecasting (the same generate / feature geometry)
     head,
     batch: dict,
     context: int,
@@ -205,7 +207,7 @@ def evaluate_horizon(
     # Rectangular frames: two square crops per window (the labels: two halves), scored as separate windows.
     frames, labels, layout = split_into_square_crops(frames, labels)
     timestamps = timestamps.repeat(layout.num_crops, 1)
-    grid_size = model.tokenizer.grid_size(*frames.shape[-2:])
+    grid_size = feature_geometry(model).grid_size(*frames.shape[-2:])
 
     output = model.generate(
         frames=frames[:, :context],
@@ -215,7 +217,7 @@ def evaluate_horizon(
         generator=generator,
     )
     samples = output.future_features.float()  # (crops * batch, num_samples, horizon, N, D)
-    target = model.tokenizer.extract_features(frames[:, context:]).float()  # (crops * batch, horizon, N, D)
+    target = feature_geometry(model).extract_features(frames[:, context:]).float()  # (crops * batch, horizon, N, D)
     rows = row_features(samples, target, output.context_features.float())
 
     statistics = {}
@@ -237,7 +239,7 @@ def evaluate_horizon(
         # Features of every true future of the clip: (batch, num_modes, horizon, N, D); synthetic frames are square.
         futures = batch["all_futures"][:, :, -horizon:]
         batch_size, num_modes = futures.shape[:2]
-        mode_features = model.tokenizer.extract_features(futures.flatten(0, 1)).float()
+        mode_features = feature_geometry(model).extract_features(futures.flatten(0, 1)).float()
         mode_features = mode_features.unflatten(0, (batch_size, num_modes))
         coverage = [
             mode_coverage(samples[i].flatten(1), mode_features[i].flatten(1))["coverage"] for i in range(batch_size)
@@ -366,11 +368,12 @@ def evaluate_forecasting(config: ForecastEvaluationConfig, accelerator: Accelera
     horizons = config.sorted_horizons
 
     # 1. Model, head, data.
-    model = DeltaWorldForForecasting.from_pretrained(config.model).eval().to(accelerator.device)
-    patch_size = model.tokenizer.patch_size
+    # Any world model of the package by its config's model_type (DeltaWorld, or a DINO-world rung of the ablation).
+    model = AutoModel.from_pretrained(config.model).eval().to(accelerator.device)
+    patch_size = feature_geometry(model).patch_size
     if config.size % patch_size:
         raise ValueError(f"`size` must be a multiple of the model's patch size {patch_size}, got {config.size}.")
-    num_samples = config.num_samples or model.config.num_samples_eval
+    num_samples = config.num_samples or (model.config.num_samples_eval if model.config.use_best_of_many else 1)
     head = load_task_head(config.head).to(accelerator.device) if config.head else None
     dataset = build_evaluation_dataset(config)
     task = getattr(_base_dataset(dataset), "task", None)

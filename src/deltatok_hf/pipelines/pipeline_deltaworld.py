@@ -35,7 +35,7 @@ OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 HUB_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies")
 
 
-def _feature_geometry(world_model: nn.Module) -> nn.Module:
+def feature_geometry(world_model: nn.Module) -> nn.Module:
     """What owns the patch grid and the backbone features: a delta-token model's tokenizer, or the patch-level world
     model itself (both give `patch_size`, `grid_size(height, width)` and `extract_features(frames)`)."""
     return getattr(world_model, "tokenizer", world_model)
@@ -91,7 +91,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
             resize_mode=resize_mode,
             context_frames=context_frames,
             context_interval=context_interval,
-            patch_size=_feature_geometry(world_model).patch_size,
+            patch_size=feature_geometry(world_model).patch_size,
         )
 
     # ------------------------------------------------------------------ loading
@@ -310,13 +310,13 @@ class DeltaWorldPipeline(DiffusionPipeline):
         result = {key: None if value is None else value.float().cpu() for key, value in result.items()}
         result["candidate_indices"] = None if result["candidate_indices"] is None else result["candidate_indices"].long()
         if clip.ground_truth_views is not None:
-            result["ground_truth_features"] = _feature_geometry(self.world_model).extract_features(clip.ground_truth_views.to(self.device)).float().cpu()
+            result["ground_truth_features"] = feature_geometry(self.world_model).extract_features(clip.ground_truth_views.to(self.device)).float().cpu()
         return result
 
     def _decode_tokens(self, delta_tokens: torch.Tensor, last_features: torch.Tensor, frame_size) -> torch.Tensor:
         """Future delta tokens `(num_views, S, F, D)` -> features `(num_views, S, F, N, D)`, step by step from
         `last_features` `(num_views, N, D)`: the same computation as decoding inside the rollout."""
-        return self.world_model.decode_future(delta_tokens, last_features, _feature_geometry(self.world_model).grid_size(*frame_size))
+        return self.world_model.decode_future(delta_tokens, last_features, feature_geometry(self.world_model).grid_size(*frame_size))
 
     # ------------------------------------------------------------------ decoding later
 
@@ -364,7 +364,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
 
     def _heads_and_decoder(self, result: dict, frame_size: tuple[int, int]) -> dict:
         heads = {component: getattr(self, component, None) for component in HEAD_COMPONENTS}
-        grid_size = _feature_geometry(self.world_model).grid_size(*frame_size)
+        grid_size = feature_geometry(self.world_model).grid_size(*frame_size)
         return apply_heads_and_decoder(result, heads, getattr(self, "rgb_decoder", None), grid_size, frame_size, self.device)
 
     def _postprocess_clip(self, clip: PreparedClip, result: dict, output_type: str, max_samples_shown: int) -> list:
@@ -378,7 +378,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
                 **view_fields(result, index),
                 context_timestamps=clip.context_timestamps.to(torch.float32),
                 future_timestamps=clip.future_timestamps.to(torch.float32),
-                grid_size=_feature_geometry(self.world_model).grid_size(*frame_size),
+                grid_size=feature_geometry(self.world_model).grid_size(*frame_size),
                 context_frames=to_uint8_frames(clip.views[index]),
                 frame_size=clip.layout.frame_size,
                 crop_box=None if clip.crop_boxes is None else tuple(clip.crop_boxes[index]),

@@ -74,10 +74,13 @@ from .optim import (
     parameter_checksum,
     set_base_learning_rate,
 )
+from .dinoworld import DinoWorldTrainingArguments, train_dinoworld
 from .rgb_decoder import RGBDecoderTrainingArguments, train_rgb_decoder
 from .recipes import DELTATOK_RECIPES, DELTAWORLD_RECIPES, PRESETS, TrainingRecipe, get_recipe, resolve_config
 
 __all__ = [
+    "DinoWorldTrainingArguments",
+    "train_dinoworld",
     "RGBDecoderTrainingArguments",
     "train_rgb_decoder",
     "CHECKPOINT_PATTERN",
