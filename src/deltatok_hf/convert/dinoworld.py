@@ -89,11 +89,8 @@ def convert_official_dinoworld_checkpoint(
     model = DinoWorldForForecasting(config)
 
     converted, report = convert_official_dinoworld_state_dict(state_dict, model)
-    if strict and (report.unmatched or report.shape_mismatches):
-        raise ValueError(
-            "Official DINO-world checkpoint does not fit the model:\n"
-            + "\n".join([f"  unmatched: {key}" for key in report.unmatched] + [f"  shape: {item}" for item in report.shape_mismatches])
-        )
+    if strict:
+        report.raise_for_problems("Official DINO-world checkpoint")
     incompatible = model.load_state_dict(converted, strict=False)
     report.missing = list(incompatible.missing_keys)
     if output_dir is not None:
