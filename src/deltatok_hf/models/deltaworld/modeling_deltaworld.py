@@ -295,6 +295,114 @@ def _as_float_timestamps(name: str, timestamps, batch_size: int, length: int | N
     return timestamps
 
 
+# ---------------------------------------------------------------------- shared by every world model of the package
+# DeltaWorld and DINO-world validate generate/forward inputs and run the rollout bookkeeping the same way; these
+# helpers are that one implementation (DINO-world imports them).
+
+
+def _check_timestamps(timestamps, batch_size: int, num_frames: int, device, frames_name: str = "num_frames") -> torch.Tensor:
+    """Required context times `(batch_size, num_frames)` (or 1-D) in seconds -> float32, strictly increasing."""
+    if timestamps is None:
+        raise ValueError(f"timestamps (batch_size, {frames_name}) in seconds are required.")
+    return _as_float_timestamps("timestamps", timestamps, batch_size, num_frames, device)
+
+
+def _check_future_timestamps(future_timestamps, timestamps: torch.Tensor, device) -> torch.Tensor:
+    """Required times to predict -> `(batch_size, num_future_frames)` float32, at least one, after the last context time."""
+    if future_timestamps is None:
+        raise ValueError("future_timestamps (seconds) are required.")
+    future_timestamps = _as_float_timestamps("future_timestamps", future_timestamps, timestamps.shape[0], None, device)
+    if future_timestamps.shape[1] < 1:
+        raise ValueError("future_timestamps must hold at least one time.")
+    if not (future_timestamps[:, 0] > timestamps[:, -1]).all():
+        raise ValueError(
+            f"future_timestamps must be after the last context time: first future times "
+            f"{future_timestamps[:, 0].tolist()} vs last context times {timestamps[:, -1].tolist()}."
+        )
+    return future_timestamps
+
+
+def _resolve_num_samples(config, num_samples, noise) -> int:
+    """
+    Futures per clip: `num_samples`, else the sample axis of 4-D `noise`, else `config.num_samples_eval` (1 for a
+    deterministic model, which cannot predict more than one).
+    """
+    if num_samples is None and isinstance(noise, torch.Tensor) and noise.ndim == 4:
+        num_samples = noise.shape[1]
+    elif num_samples is None:
+        num_samples = config.num_samples_eval if config.use_best_of_many else 1
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+    if not config.use_best_of_many and num_samples != 1:
+        raise ValueError(
+            f"This model is deterministic (use_best_of_many=False): it predicts one future, got num_samples={num_samples}."
+        )
+    return num_samples
+
+
+def _check_noise_shape(noise: torch.Tensor, batch_size: int, num_samples: int, num_future: int, hidden_size: int) -> None:
+    expected = (batch_size, num_samples, num_future, hidden_size)
+    if tuple(noise.shape) != expected:
+        raise ValueError(f"noise must have shape {expected}, got {tuple(noise.shape)}.")
+
+
+def _resolve_num_candidates(config, num_samples_train) -> int:
+    """Best-of-Many candidates `K`: `num_samples_train` or `config.num_samples_train` (`0` is an error, not the default)."""
+    num_candidates = config.num_samples_train if num_samples_train is None else num_samples_train
+    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
+        raise ValueError(f"num_samples_train must be an integer >= 1, got {num_candidates!r}.")
+    return num_candidates
+
+
+def _draw_noise(config, shape: tuple[int, ...], device, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise queries `(*shape, hidden_size)`, N(0, noise_std²)."""
+    noise = torch.randn(*shape, config.hidden_size, device=device, generator=generator)
+    return noise * config.noise_std
+
+
+def _select_best_candidates(
+    candidate_queries: torch.Tensor, candidate_losses: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(batch, Q, K, Dp)` queries and `(batch, Q, K)` losses -> winners `(batch, Q)` (first argmin) and their queries `(batch, Q, Dp)`."""
+    best_indices = candidate_losses.argmin(-1)  # (batch, Q), the first argmin as the official code
+    selected = torch.gather(
+        candidate_queries, 2, best_indices[:, :, None, None].expand(-1, -1, 1, candidate_queries.shape[-1])
+    ).squeeze(2)  # (batch, Q, Dp)
+    return best_indices, selected
+
+
+def _repeat_context_states(context_states: ContextStates, num_samples: int) -> ContextStates:
+    """Per-clip keys/values -> per (clip, sample), sample index the fast axis."""
+    return [(key.repeat_interleave(num_samples, 0), value.repeat_interleave(num_samples, 0)) for key, value in context_states]
+
+
+def _append_context_states(context_states: ContextStates, new_states: ContextStates) -> ContextStates:
+    """Append a step's keys/values to the context along the token axis."""
+    return [
+        (torch.cat((key, new_key), dim=2), torch.cat((value, new_value), dim=2))
+        for (key, value), (new_key, new_value) in zip(context_states, new_states)
+    ]
+
+
+def _rollout_step_queries(
+    model, step: int, noise, batch_size: int, num_samples: int, device, dtype, generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """
+    The query vector of rollout step `step` per (clip, sample) `(batch * samples, 1, Dp)`, and the step's noise
+    `(batch, samples, Dp)` (`None` for the learned query): the given `noise`, else one fresh draw per step.
+    """
+    hidden_size = model.config.hidden_size
+    if not model.config.use_best_of_many:
+        # Detached: a view of a parameter made under no_grad still says requires_grad, which trips autograd hooks
+        # such as FlopCounterMode's module tracker.
+        return model.query_embed.weight.detach()[None].expand(batch_size * num_samples, 1, hidden_size), None
+    if noise is not None:
+        step_noise = noise[:, :, step].to(device=device, dtype=dtype)
+    else:
+        step_noise = _draw_noise(model.config, (batch_size, num_samples), device, generator).to(dtype)
+    return step_noise.reshape(batch_size * num_samples, 1, hidden_size), step_noise
+
+
 class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
     r"""
     DeltaWorld: frozen [`DeltaTokModel`] + predictor over delta tokens.
@@ -359,11 +467,6 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             raise ValueError(f"delta_tokens must hold at least one clip, got shape {tuple(delta_tokens.shape)}.")
         check_finite_tensor("delta_tokens", delta_tokens)
 
-    def _check_timestamps(self, timestamps, batch_size: int, num_frames: int, device) -> torch.Tensor:
-        if timestamps is None:
-            raise ValueError("timestamps (batch_size, num_frames) in seconds are required.")
-        return _as_float_timestamps("timestamps", timestamps, batch_size, num_frames, device)
-
     def encode_context(
         self, frames: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -378,10 +481,6 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             rope = self.tokenizer.position_embeddings(height, width, device=features.device)
             delta_tokens = self.tokenizer.tokenize(features, black, rope)
         return delta_tokens, features, rope
-
-    def _draw_noise(self, shape: tuple[int, ...], device, generator: torch.Generator | None) -> torch.Tensor:
-        noise = torch.randn(*shape, self.config.hidden_size, device=device, generator=generator)
-        return noise * self.config.noise_std
 
     @torch.no_grad()
     def _score_candidates(
@@ -463,7 +562,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             device = delta_tokens.device
         if num_frames < 2:
             raise ValueError(f"Training needs at least 2 frames per clip, got {num_frames}.")
-        timestamps = self._check_timestamps(timestamps, batch_size, num_frames, device)
+        timestamps = _check_timestamps(timestamps, batch_size, num_frames, device)
         if frames is not None:
             delta_tokens, _, _ = self.encode_context(frames)
         delta_tokens = delta_tokens.detach().to(self.predictor.head.weight.dtype)
@@ -476,20 +575,14 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
 
         candidate_losses = best_indices = candidate_queries = candidate_predictions = None
         if self.config.use_best_of_many:
-            # `0` is an error, not "use the default".
-            num_candidates = self.config.num_samples_train if num_samples_train is None else num_samples_train
-            if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-                raise ValueError(f"num_samples_train must be an integer >= 1, got {num_candidates!r}.")
+            num_candidates = _resolve_num_candidates(self.config, num_samples_train)
             # (batch, num_queries, num_candidates, Dp)
-            candidate_queries = self._draw_noise((batch_size, num_queries, num_candidates), device, generator)
+            candidate_queries = _draw_noise(self.config, (batch_size, num_queries, num_candidates), device, generator)
             candidate_queries = candidate_queries.to(context.dtype)
             candidate_losses, candidate_predictions = self._score_candidates(
                 candidate_queries, context, context_timestamps, query_timestamps, targets, mask, output_candidates
             )
-            best_indices = candidate_losses.argmin(-1)  # (batch, num_queries), the first argmin as the official code
-            selected = torch.gather(
-                candidate_queries, 2, best_indices[:, :, None, None].expand(-1, -1, 1, candidate_queries.shape[-1])
-            ).squeeze(2)
+            best_indices, selected = _select_best_candidates(candidate_queries, candidate_losses)
         else:
             selected = self.query_embed.weight.expand(batch_size, num_queries, -1)
 
@@ -617,34 +710,13 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
                         )
         if num_context < 1:
             raise ValueError("At least one context frame is needed.")
-        timestamps = self._check_timestamps(timestamps, batch_size, num_context, device)
-        if future_timestamps is None:
-            raise ValueError("future_timestamps (seconds) are required.")
-        future_timestamps = _as_float_timestamps("future_timestamps", future_timestamps, batch_size, None, device)
+        timestamps = _check_timestamps(timestamps, batch_size, num_context, device)
+        future_timestamps = _check_future_timestamps(future_timestamps, timestamps, device)
         num_future = future_timestamps.shape[1]
-        if num_future < 1:
-            raise ValueError("future_timestamps must hold at least one time.")
-        if not (future_timestamps[:, 0] > timestamps[:, -1]).all():
-            raise ValueError(
-                f"future_timestamps must be after the last context time: first future times "
-                f"{future_timestamps[:, 0].tolist()} vs last context times {timestamps[:, -1].tolist()}."
-            )
-        if num_samples is None and isinstance(noise, torch.Tensor) and noise.ndim == 4:
-            num_samples = noise.shape[1]
-        elif num_samples is None:
-            num_samples = self.config.num_samples_eval if self.config.use_best_of_many else 1
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        if not self.config.use_best_of_many and num_samples != 1:
-            raise ValueError(
-                f"This model is deterministic (use_best_of_many=False): it predicts one future, got num_samples={num_samples}."
-            )
-        hidden = self.config.hidden_size
+        num_samples = _resolve_num_samples(self.config, num_samples, noise)
         if noise is not None:
             check_finite_tensor("noise", noise)
-            expected = (batch_size, num_samples, num_future, hidden)
-            if tuple(noise.shape) != expected:
-                raise ValueError(f"noise must have shape {expected}, got {tuple(noise.shape)}.")
+            _check_noise_shape(noise, batch_size, num_samples, num_future, self.config.hidden_size)
 
         # 2. Encode the context once (never the frames to predict).
         context_features = None
@@ -659,10 +731,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         context_tokens = delta_tokens.to(dtype)
 
         # 3. Context keys/values: projected once per clip, then shared by its samples (sample index is the fast axis).
-        context_states = [
-            (key.repeat_interleave(num_samples, 0), value.repeat_interleave(num_samples, 0))
-            for key, value in self.predictor.project_context(context_tokens, timestamps)
-        ]
+        context_states = _repeat_context_states(self.predictor.project_context(context_tokens, timestamps), num_samples)
         previous = None
         if decode:
             previous = last_features.to(dtype).repeat_interleave(num_samples, 0)
@@ -672,15 +741,11 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         tokens, features, noises = [], [], []
         for step in range(num_future):
             step_times = future_times[:, step : step + 1]
-            if self.config.use_best_of_many:
-                if noise is not None:
-                    step_noise = noise[:, :, step].to(device=device, dtype=dtype)
-                else:
-                    step_noise = self._draw_noise((batch_size, num_samples), device, generator).to(dtype)
-                noises.append(step_noise)
-                queries = step_noise.reshape(batch_size * num_samples, 1, hidden)
-            else:
-                queries = self.query_embed.weight.expand(batch_size * num_samples, 1, hidden)
+            queries, step_noise = _rollout_step_queries(
+                self, step, noise, batch_size, num_samples, device, dtype, generator
+            )  # (batch * samples, 1, Dp)
+            if step_noise is not None:
+                noises.append(step_noise)  # (batch, samples, Dp)
             token = self.predictor(queries, step_times, context_states=context_states)  # (batch * samples, 1, D)
             tokens.append(token[:, 0])
             if decode:
@@ -689,11 +754,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             if step_callback is not None:
                 step_callback(step, token[:, 0], previous if decode else None)
             if step + 1 < num_future:
-                new_states = self.predictor.project_context(token, step_times)
-                context_states = [
-                    (torch.cat((key, new_key), dim=2), torch.cat((value, new_value), dim=2))
-                    for (key, value), (new_key, new_value) in zip(context_states, new_states)
-                ]
+                context_states = _append_context_states(context_states, self.predictor.project_context(token, step_times))
 
         # 5. Shape the outputs per clip and sample.
         future_tokens = torch.stack(tokens, dim=1).unflatten(0, (batch_size, num_samples))

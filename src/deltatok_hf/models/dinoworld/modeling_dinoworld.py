@@ -29,7 +29,16 @@ from ..deltaworld.modeling_deltaworld import (
     DeltaWorldForecastOutput,
     DeltaWorldPredictor,
     DeltaWorldTimeRotaryEmbedding,
-    _as_float_timestamps,
+    _append_context_states,
+    _check_future_timestamps,
+    _check_noise_shape,
+    _check_timestamps,
+    _draw_noise,
+    _repeat_context_states,
+    _resolve_num_candidates,
+    _resolve_num_samples,
+    _rollout_step_queries,
+    _select_best_candidates,
     causal_context_mask,
     smooth_l1,
 )
@@ -290,10 +299,6 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
             raise ValueError(f"grid_size={grid_size} has {grid[0] * grid[1]} patches but features have {features.shape[2]}.")
         return features, grid
 
-    def _draw_noise(self, shape: tuple[int, ...], device, generator: torch.Generator | None) -> torch.Tensor:
-        noise = torch.randn(*shape, self.config.hidden_size, device=device, generator=generator)
-        return noise * self.config.noise_std
-
     # ------------------------------------------------------------------ training
 
     def forward(
@@ -327,9 +332,7 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
         if num_frames < 2:
             raise ValueError(f"Training needs at least 2 frames per clip, got {num_frames}.")
         device = features.device
-        if timestamps is None:
-            raise ValueError("timestamps (batch_size, num_frames) in seconds are required.")
-        timestamps = _as_float_timestamps("timestamps", timestamps, batch_size, num_frames, device)
+        timestamps = _check_timestamps(timestamps, batch_size, num_frames, device)
         dtype = self.predictor.head.weight.dtype
         features = features.detach().to(dtype)
 
@@ -346,19 +349,14 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
         # 3. Queries: the learned vector, or the Best-of-Many winner among K noise vectors.
         candidate_losses = best_indices = candidate_queries = candidate_predictions = None
         if self.config.use_best_of_many:
-            num_candidates = num_samples_train if num_samples_train is not None else self.config.num_samples_train
-            if not isinstance(num_candidates, int) or num_candidates < 1:
-                raise ValueError(f"num_samples_train must be an integer >= 1, got {num_candidates!r}.")
+            num_candidates = _resolve_num_candidates(self.config, num_samples_train)
             # (batch, T - 1, K, Dp)
-            candidate_queries = self._draw_noise((batch_size, num_query_frames, num_candidates), device, generator)
+            candidate_queries = _draw_noise(self.config, (batch_size, num_query_frames, num_candidates), device, generator)
             candidate_queries = candidate_queries.to(dtype)
             candidate_losses, candidate_predictions = self._score_candidates(
                 candidate_queries, context, context_positions, query_positions, targets, output_candidates
             )
-            best_indices = candidate_losses.argmin(-1)  # (batch, T - 1), first minimum
-            selected = torch.gather(
-                candidate_queries, 2, best_indices[:, :, None, None].expand(-1, -1, 1, candidate_queries.shape[-1])
-            ).squeeze(2)  # (batch, T - 1, Dp)
+            best_indices, selected = _select_best_candidates(candidate_queries, candidate_losses)  # (batch, T - 1), (.., Dp)
         else:
             selected = self.query_embed.weight.expand(batch_size, num_query_frames, -1)  # (batch, T - 1, Dp)
 
@@ -470,75 +468,42 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
         if num_context < 1:
             raise ValueError("At least one context frame is needed.")
         device = context_features.device
-        if timestamps is None:
-            raise ValueError("timestamps (batch_size, num_context_frames) in seconds are required.")
-        timestamps = _as_float_timestamps("timestamps", timestamps, batch_size, num_context, device)
-        if future_timestamps is None:
-            raise ValueError("future_timestamps (seconds) are required.")
-        future_timestamps = _as_float_timestamps("future_timestamps", future_timestamps, batch_size, None, device)
+        timestamps = _check_timestamps(timestamps, batch_size, num_context, device, "num_context_frames")
+        future_timestamps = _check_future_timestamps(future_timestamps, timestamps, device)
         num_future = future_timestamps.shape[1]
-        if num_future < 1:
-            raise ValueError("future_timestamps must hold at least one time.")
-        if not (future_timestamps[:, 0] > timestamps[:, -1]).all():
-            raise ValueError(
-                f"future_timestamps must be after the last context time: first future times "
-                f"{future_timestamps[:, 0].tolist()} vs last context times {timestamps[:, -1].tolist()}."
-            )
-        if num_samples is None:
-            if noise is not None and noise.ndim == 4:
-                num_samples = noise.shape[1]
-            else:
-                num_samples = self.config.num_samples_eval if self.config.use_best_of_many else 1
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
-        if not self.config.use_best_of_many and num_samples != 1:
-            raise ValueError(
-                f"This model is deterministic (use_best_of_many=False): it predicts one future, got num_samples={num_samples}."
-            )
-        hidden_size = self.config.hidden_size
+        num_samples = _resolve_num_samples(self.config, num_samples, noise)
         if noise is not None:
             if not self.config.use_best_of_many:
                 raise ValueError("noise is only used by Best-of-Many models (use_best_of_many=True).")
-            expected = (batch_size, num_samples, num_future, hidden_size)
-            if tuple(noise.shape) != expected:
-                raise ValueError(f"noise must have shape {expected}, got {tuple(noise.shape)}.")
+            _check_noise_shape(noise, batch_size, num_samples, num_future, self.config.hidden_size)
 
         # 2. Context keys/values: projected once per clip, shared by its samples (sample index is the fast axis).
         dtype = self.predictor.head.weight.dtype
         coordinates = spatial_coordinates(rows, columns, device)  # (N, 2)
         context_positions = token_positions(timestamps, coordinates)  # (batch, C * N, 3)
-        context_states = [
-            (key.repeat_interleave(num_samples, 0), value.repeat_interleave(num_samples, 0))
-            for key, value in self.predictor.project_context(context_features.to(dtype).flatten(1, 2), context_positions)
-        ]
+        context_states = _repeat_context_states(
+            self.predictor.project_context(context_features.to(dtype).flatten(1, 2), context_positions), num_samples
+        )
         future_times = future_timestamps.repeat_interleave(num_samples, 0)  # (batch * samples, F)
 
         # 3. Roll out: every query token of a step sees every context token (no mask) and never another query.
         predictions, noises = [], []
         for step in range(num_future):
             step_positions = token_positions(future_times[:, step : step + 1], coordinates)  # (batch * samples, N, 3)
-            if self.config.use_best_of_many:
-                if noise is not None:
-                    step_noise = noise[:, :, step].to(device=device, dtype=dtype)
-                else:
-                    step_noise = self._draw_noise((batch_size, num_samples), device, generator).to(dtype)
+            vectors, step_noise = _rollout_step_queries(
+                self, step, noise, batch_size, num_samples, device, dtype, generator
+            )  # (batch * samples, 1, Dp)
+            if step_noise is not None:
                 noises.append(step_noise)  # (batch, samples, Dp)
-                vectors = step_noise.reshape(batch_size * num_samples, 1, hidden_size)
-            else:
-                # Detached: a view of a parameter made under no_grad still says requires_grad, which trips autograd
-                # hooks such as FlopCounterMode's module tracker.
-                vectors = self.query_embed.weight.detach()[None].expand(batch_size * num_samples, 1, hidden_size)
             queries = vectors.expand(-1, num_patches, -1)  # (batch * samples, N, Dp)
             predicted = self.predictor(queries, step_positions, context_states=context_states)  # (batch * samples, N, D)
             predictions.append(predicted)
             if step_callback is not None:
                 step_callback(step, None, predicted)
             if step + 1 < num_future:
-                new_states = self.predictor.project_context(predicted, step_positions)
-                context_states = [
-                    (torch.cat((key, new_key), dim=2), torch.cat((value, new_value), dim=2))
-                    for (key, value), (new_key, new_value) in zip(context_states, new_states)
-                ]
+                context_states = _append_context_states(
+                    context_states, self.predictor.project_context(predicted, step_positions)
+                )
 
         # 4. Shape per clip and sample.
         future_features = torch.stack(predictions, dim=1).unflatten(0, (batch_size, num_samples))
