@@ -713,11 +713,14 @@ def _from_pretrained_naming_mismatches(load, pretrained_model_name_or_path, *mod
 
 
 def _fill_missing_backbone(model: nn.Module, loading_info: dict, kwargs: dict, prefix: str = "backbone.") -> dict:
-    """Load backbone weights from `backbone_name_or_path` when a checkpoint does not contain them."""
+    """
+    Load backbone weights from `backbone_name_or_path` when a checkpoint does not contain them. `model` is any model
+    of the package holding the backbone itself (DeltaTok, DINO-world) or through its `tokenizer` (DeltaWorld).
+    """
     missing = [key for key in loading_info.get("missing_keys", []) if key.startswith(prefix)]
     if not missing:
         return loading_info
-    tokenizer = model if isinstance(model, DeltaTokModel) else model.tokenizer
+    tokenizer = getattr(model, "tokenizer", model)
     source = tokenizer.config.backbone_name_or_path
     if source is None:
         raise ValueError(

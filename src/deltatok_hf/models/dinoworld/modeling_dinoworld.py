@@ -24,7 +24,12 @@ from torch import nn
 from transformers import DINOv3ViTModel, PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
-from ..deltatok.modeling_deltatok import _grid_from_num_patches, init_official_weights
+from ..deltatok.modeling_deltatok import (
+    _fill_missing_backbone,
+    _from_pretrained_naming_mismatches,
+    _grid_from_num_patches,
+    init_official_weights,
+)
 from ..deltaworld.modeling_deltaworld import (
     DeltaWorldForecastOutput,
     DeltaWorldPredictor,
@@ -216,27 +221,14 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """
         Like [`PreTrainedModel.from_pretrained`]; a checkpoint without backbone weights (the official filter keeps only
-        the predictor and the query) gets them from `config.backbone_name_or_path`.
+        the predictor and the query) gets them from `config.backbone_name_or_path`. Wrong-shape weights raise a
+        `ValueError` naming every key (unless `ignore_mismatched_sizes=True`), as DeltaTok and DeltaWorld.
         """
         output_loading_info = kwargs.pop("output_loading_info", False)
-        model, loading_info = super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        model, loading_info = _from_pretrained_naming_mismatches(
+            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
         )
-        missing = [key for key in loading_info.get("missing_keys", []) if key.startswith("backbone.")]
-        if missing:
-            source = model.config.backbone_name_or_path
-            if source is None:
-                raise ValueError(
-                    f"The checkpoint has no backbone weights ({len(missing)} missing keys such as {missing[0]!r}) and "
-                    "config.backbone_name_or_path is not set; set it to a DINOv3 Hub id or local path."
-                )
-            hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
-            backbone = DINOv3ViTModel.from_pretrained(source, **hub_kwargs)
-            model.backbone.load_state_dict(backbone.state_dict(), strict=True)
-            model.backbone.requires_grad_(False).to(model.predictor.head.weight.dtype)
-            loading_info = dict(loading_info)
-            loading_info["missing_keys"] = [k for k in loading_info["missing_keys"] if not k.startswith("backbone.")]
-            loading_info["backbone_loaded_from"] = source
+        loading_info = _fill_missing_backbone(model, loading_info, kwargs)
         return (model, loading_info) if output_loading_info else model
 
     # ------------------------------------------------------------------ features
