@@ -33,23 +33,29 @@ fork where the data forks), not the quality of any model on real video.
 import argparse
 import copy
 import json
-import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
 from deltatok_hf import DeltaTokConfig, DeltaTokModel, DeltaWorldConfig, DeltaWorldForForecasting
-from deltatok_hf.data import ForkWorld, fork_mode_coverage
-from deltatok_hf.metrics.functional import generative_forecast_scores
+from deltatok_hf.data import ForkWorld
 from deltatok_hf.models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
-from deltatok_hf.training import build_lr_scheduler, build_optimizer, write_json
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from multimodality_experiment import encode_dataset  # noqa: E402  (the example beside this one)
+from deltatok_hf.training import write_json
+from deltatok_hf.training.demo import fork_world_pixel_targets
+from deltatok_hf.training.experiments import (
+    backbone_features,
+    decode_rgb,
+    encode_dataset,
+    evaluate_fork_world,
+    feature_pairs,
+    fit,
+    forecast_first_future_frame,
+    mean_squared_error,
+    read_modes,
+    weighted_pixel_loss,
+)
 
 
 def parse_args(argv=None):
@@ -94,111 +100,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def fit(model, batch_loss, num_examples: int, num_steps: int, args, learning_rate: float, weight_decay: float, desc):
-    """AdamW on `batch_loss(indices)` over random batches of `num_examples` cached examples; returns the losses."""
-    model.train()
-    optimizer = build_optimizer(model, learning_rate, weight_decay)
-    scheduler = build_lr_scheduler(optimizer, args.warmup_steps)
-    generator = torch.Generator().manual_seed(args.seed)
-    losses = []
-    for _ in tqdm(range(num_steps), desc=desc):
-        loss = batch_loss(torch.randint(0, num_examples, (args.train_batch_size,), generator=generator))
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    model.eval()
-    return losses
-
-
-@torch.no_grad()
-def backbone_features(tokenizer: DeltaTokModel, world: ForkWorld, batch_size: int = 64) -> tuple[torch.Tensor, ...]:
-    """Frozen backbone features of every clip and of every branch's future:
-    `(num_items, num_frames, N, D)` and `(num_items, num_modes, num_future, N, D)`."""
-    clips, futures = [], []
-    for start in range(0, len(world), batch_size):
-        items = [world[index] for index in range(start, min(start + batch_size, len(world)))]
-        clips.append(tokenizer.extract_features(torch.stack([item["frames"] for item in items])))
-        branch_frames = torch.stack([item["all_futures"] for item in items])  # (batch, K, F, 3, H, W)
-        futures.append(tokenizer.extract_features(branch_frames.flatten(1, 2)).unflatten(1, branch_frames.shape[1:3]))
-    return torch.cat(clips), torch.cat(futures)
-
-
-def feature_pairs(clips: torch.Tensor, futures: torch.Tensor, black: torch.Tensor, num_context: int) -> torch.Tensor:
-    """Every (previous, current) pair a DeltaTok sees on these clips: black -> first frame, consecutive context frames,
-    last context frame -> each branch's first frame, then along each branch. `(num_pairs, 2, N, D)`."""
-    num_items = clips.shape[0]
-    context = torch.cat((black.expand(num_items, 1, *black.shape), clips[:, :num_context]), dim=1)
-    pairs = [torch.stack((context[:, :-1], context[:, 1:]), dim=2).flatten(0, 1)]  # (num_items * C, 2, N, D)
-    for mode in range(futures.shape[1]):
-        branch = torch.cat((clips[:, num_context - 1 : num_context], futures[:, mode]), dim=1)  # (items, 1 + F, N, D)
-        pairs.append(torch.stack((branch[:, :-1], branch[:, 1:]), dim=2).flatten(0, 1))
-    return torch.cat(pairs)
-
-
-def mean_squared_error(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Mean over the last two axes (patches, channels): `(..., N, D)` -> `(...)`."""
-    return (first - second).square().mean(dim=(-2, -1))
-
-
-@torch.no_grad()
-def decode_rgb(decoder: DeltaTokRGBDecoder, features: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
-    """`(..., N, D)` features -> `(..., 3, H, W)` RGB on 0..255 (float, clamped)."""
-    leading = features.shape[:-2]
-    pixels = decoder(features.reshape(-1, *features.shape[-2:]), grid_size=grid_size).pixel_values
-    return (pixels.clamp(0, 1) * 255).reshape(*leading, *pixels.shape[1:])
-
-
-def read_modes(world: ForkWorld, items: list[dict], frames: torch.Tensor) -> torch.Tensor:
-    """Branch shown in `frames (num_items, num_frames, 3, H, W)` of the first future step, -1 for none."""
-    return torch.stack([world.read_mode(frames[index], items[index], step=0) for index in range(len(items))])
-
-
-@torch.no_grad()
-def forecast_first_future_frame(model, cache: dict, num_samples: int, args, num_items: int | None = None):
-    """Decoded features of `num_samples` forecasts (1 for the deterministic model) of the first future frame of the
-    first `num_items` cached clips: `(num_items, num_samples, N, D)`."""
-    model.eval()
-    rows, context = slice(num_items), slice(args.num_context_frames)
-    first_future = slice(args.num_context_frames, args.num_context_frames + 1)
-    output = model.generate(
-        delta_tokens=cache["delta_tokens"][rows, context],
-        timestamps=cache["timestamps"][rows, context],
-        future_timestamps=cache["timestamps"][rows, first_future],
-        last_features=cache["last_context_features"][rows],
-        num_samples=num_samples if model.config.use_best_of_many else 1,
-        generator=torch.Generator().manual_seed(args.seed + 1),
-    )
-    return output.future_features[:, :, 0]
-
-
-@torch.no_grad()
-def evaluate(model, cache: dict, decoder, world: ForkWorld, items: list[dict], args) -> dict:
-    # (items, samples, 1, N, D); the deterministic forecast repeated as its 20 "samples"
-    samples = forecast_first_future_frame(model, cache, args.num_samples, args)[:, :, None]
-    samples = samples.expand(-1, args.num_samples, -1, -1, -1)
-    batch = torch.arange(samples.shape[0])
-    true_features = cache["mode_features"][batch, cache["modes"]]  # (items, N, D)
-    scores = generative_forecast_scores(
-        samples=list(samples), target=list(true_features[:, None]), modes=list(cache["mode_features"][:, :, None])
-    )
-    feature_error = mean_squared_error(samples[:, :, 0], true_features[:, None])  # (items, samples)
-    grid_size = (world.size // 16, world.size // 16)
-    shown = read_modes(world, items, decode_rgb(decoder, samples[:, :, 0], grid_size))  # (items, samples)
-    return {
-        "best_of_20_feature_mse": feature_error.min(dim=1).values.mean().item(),
-        "mean_sample_feature_mse": feature_error.mean().item(),
-        "best_of_20_feature_smooth_l1": scores["best_of_n_loss"],
-        "energy_score": scores["energy_score"],
-        "rgb_mode_coverage": sum(fork_mode_coverage(row, world.num_modes) for row in shown) / len(items),
-        "rgb_samples_on_a_branch": (shown >= 0).float().mean().item(),
-        "rgb_samples_on_the_true_branch": (shown == cache["modes"][:, None]).float().mean().item(),
-        "feature_mode_coverage": scores["mode_coverage"],
-        "diversity": scores["diversity"],
-    }
-
-
 def save_picture(path: Path, world: ForkWorld, items: list[dict], rows: dict, num_items: int = 4) -> None:
     """One row per clip: last context frame, the true branches, then decoded samples of each predictor."""
     from PIL import Image
@@ -227,6 +128,7 @@ def main(argv=None):
     eval_world = ForkWorld(args.num_eval_items, seed=args.seed + 1000, **world_kwargs)
     eval_items = [eval_world[index] for index in range(len(eval_world))]
     grid_size = (args.frame_size // 16, args.frame_size // 16)
+    schedule = dict(batch_size=args.train_batch_size, warmup_steps=args.warmup_steps, seed=args.seed)
 
     # 1. DeltaTok. Note: three deviations from the released recipe, for a run of minutes on 64 px frames: RoPE
     # augmentation off, LayerScale starting at 0.1 instead of 1e-5, a narrower SwiGLU (see the arguments).
@@ -240,10 +142,9 @@ def main(argv=None):
     black = tokenizer.black_frame_features(args.frame_size, args.frame_size)
     pairs = feature_pairs(clips, futures, black, args.num_context_frames)
     tokenizer_losses = fit(
-        tokenizer,
-        lambda index: tokenizer(features=pairs[index], grid_size=grid_size).loss,
-        pairs.shape[0], args.tokenizer_steps, args, args.tokenizer_learning_rate, args.tokenizer_weight_decay,
-        "DeltaTok",
+        tokenizer, lambda index: tokenizer(features=pairs[index], grid_size=grid_size).loss, pairs.shape[0],
+        args.tokenizer_steps, learning_rate=args.tokenizer_learning_rate, weight_decay=args.tokenizer_weight_decay,
+        description="DeltaTok", **schedule,
     )  # fmt: skip
     timings["tokenizer_seconds"] = time.perf_counter() - start
     train_cache = encode_dataset(tokenizer, train_world)
@@ -263,31 +164,16 @@ def main(argv=None):
     decoder.copy_feature_norm_from(tokenizer)
     frame_features = torch.cat((clips.flatten(0, 1), futures.flatten(0, 2)))  # (num_frames_total, N, D)
     train_items = [train_world[index] for index in range(len(train_world))]
-    frame_pixels = torch.cat(
-        (
-            torch.stack([item["frames"] for item in train_items]).flatten(0, 1),
-            torch.stack([item["all_futures"] for item in train_items]).flatten(0, 2),
-        )
-    )  # (num_frames_total, 3, H, W), the order of frame_features
-    backgrounds = torch.stack([item["background"] for item in train_items])  # (num_items, 3, H, W)
-    frame_backgrounds = torch.cat(
-        (
-            backgrounds.repeat_interleave(train_world.num_frames, dim=0),
-            backgrounds.repeat_interleave(args.num_modes, dim=0),
-        )
-    )  # (num_frames_total, 3, H, W)
-    # Note: a weighted squared error, not the L1 of `train_rgb_decoder.py`: with a plain loss the decoder spends its
-    # few minutes on the texture and leaves the (small) disc out, and the disc is all the mode reader looks at.
-    pixel_weights = 1 + (args.object_weight - 1) * (frame_pixels != frame_backgrounds).any(dim=1, keepdim=True).float()
+    # The disc's pixels weigh `object_weight` (see `weighted_pixel_loss`); targets in the order of frame_features.
+    frame_pixels, pixel_weights = fork_world_pixel_targets(train_items, args.object_weight)
+    frame_targets = frame_pixels.float() / 255  # (num_frames_total, 3, H, W) on 0..1
 
     def decoder_loss(index):
-        pixels = decoder(frame_features[index], grid_size=grid_size).pixel_values  # (batch, 3, H, W), 0..1
-        error = pixel_weights[index] * (pixels - frame_pixels[index].float() / 255).square()
-        return error.mean() / pixel_weights[index].mean()
+        return weighted_pixel_loss(decoder, frame_features[index], frame_targets[index], pixel_weights[index], grid_size)
 
     decoder_losses = fit(
-        decoder, decoder_loss, frame_features.shape[0], args.decoder_steps, args, args.learning_rate,
-        args.tokenizer_weight_decay, "RGB decoder",
+        decoder, decoder_loss, frame_features.shape[0], args.decoder_steps, learning_rate=args.learning_rate,
+        weight_decay=args.tokenizer_weight_decay, description="RGB decoder", **schedule,
     )  # fmt: skip
     timings["rgb_decoder_seconds"] = time.perf_counter() - start - sum(timings.values())
     # Calibration of the pixel reader: the true branches and their DeltaTok reconstructions, through the RGB decoder.
@@ -309,6 +195,7 @@ def main(argv=None):
     }
 
     # 3. Two predictors, identical but for Best-of-Many.
+    evaluation = dict(num_samples=args.num_samples, num_context_frames=args.num_context_frames, seed=args.seed)
     pictures = {}
     for name, use_best_of_many in (("best_of_many", True), ("deterministic", False)):
         config = DeltaWorldConfig.tiny(
@@ -326,16 +213,18 @@ def main(argv=None):
             return model(delta_tokens=tokens[index], timestamps=timestamps[index]).loss
 
         losses = fit(
-            model, predictor_loss, tokens.shape[0], args.max_train_steps, args, args.learning_rate, args.weight_decay,
-            name,
+            model, predictor_loss, tokens.shape[0], args.max_train_steps, learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay, description=name, **schedule,
         )  # fmt: skip
-        scores = evaluate(model, eval_cache, decoder, eval_world, eval_items, args)
+        scores = evaluate_fork_world(model, eval_cache, decoder, eval_world, eval_items, **evaluation)
         results[name] = {"final_train_loss": sum(losses[-20:]) / 20, **scores}
         timings[f"{name}_seconds"] = time.perf_counter() - start - sum(timings.values())
         if args.output_dir:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
             model.save_pretrained(Path(args.output_dir) / name)
-            shown = forecast_first_future_frame(model, eval_cache, 6, args, num_items=4)  # (4, 6 or 1, N, D)
+            shown = forecast_first_future_frame(
+                model, eval_cache, 6, num_context_frames=args.num_context_frames, seed=args.seed, num_items=4
+            )  # (4, 6 or 1, N, D)
             pictures[name] = decode_rgb(decoder, shown, grid_size)
 
     bom, deterministic = results["best_of_many"], results["deterministic"]

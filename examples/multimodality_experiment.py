@@ -22,10 +22,10 @@ import time
 
 import torch
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
 from deltatok_hf import DeltaTokModel, DeltaWorldForForecasting
-from deltatok_hf.training import build_lr_scheduler, build_optimizer, resolve_config, write_json
+from deltatok_hf.training import resolve_config, write_json
+from deltatok_hf.training.experiments import encode_dataset, fit
 
 
 def parse_args(argv=None):
@@ -48,61 +48,6 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_json", type=str, default=None)
     return parser.parse_args(argv)
-
-
-@torch.no_grad()
-def encode_dataset(tokenizer, dataset, batch_size: int = 32) -> dict:
-    """Delta tokens of every clip and of every alternative future, plus the features decoding starts from."""
-    from deltatok_hf.data import collate_clips
-
-    tokens, timestamps, modes, mode_tokens, mode_features, last_context_features = [], [], [], [], [], []
-    for start in tqdm(range(0, len(dataset), batch_size), desc="encoding"):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        batch = collate_clips(items)
-        clip_tokens, clip_features = tokenizer.encode_frames(batch["frames"])
-        tokens.append(clip_tokens)
-        timestamps.append(batch["timestamps"])
-        if "all_futures" in items[0]:
-            num_context = items[0]["frames"].shape[0] - items[0]["all_futures"].shape[1]
-            modes.append(torch.tensor([int(item["mode"]) for item in items]))
-            # (batch, num_modes, num_future, 3, H, W) -> one clip per (clip, mode): context + that future.
-            futures = torch.stack([torch.as_tensor(item["all_futures"]) for item in items])
-            context = batch["frames"][:, :num_context]
-            batch_size_, num_modes = futures.shape[:2]
-            clips = torch.cat((context[:, None].expand(-1, num_modes, -1, -1, -1, -1), futures), dim=2)
-            alt_tokens, alt_features = tokenizer.encode_frames(clips.flatten(0, 1))
-            # first future frame only: (batch, num_modes, D) and (batch, num_modes, N, D)
-            mode_tokens.append(alt_tokens[:, num_context].unflatten(0, (batch_size_, num_modes)))
-            mode_features.append(alt_features[:, num_context].unflatten(0, (batch_size_, num_modes)))
-            last_context_features.append(clip_features[:, num_context - 1])
-    out = {"delta_tokens": torch.cat(tokens), "timestamps": torch.cat(timestamps)}
-    if modes:
-        out.update(
-            modes=torch.cat(modes),
-            mode_tokens=torch.cat(mode_tokens),
-            mode_features=torch.cat(mode_features),
-            last_context_features=torch.cat(last_context_features),
-        )
-    return out
-
-
-def train_predictor(model, cached: dict, args) -> list[float]:
-    set_seed(args.seed)
-    model.train()
-    optimizer = build_optimizer(model, args.learning_rate, args.weight_decay)
-    scheduler = build_lr_scheduler(optimizer, args.warmup_steps)
-    generator = torch.Generator().manual_seed(args.seed)
-    num_clips = cached["delta_tokens"].shape[0]
-    losses = []
-    for _ in tqdm(range(args.max_train_steps), desc="BoM" if model.config.use_best_of_many else "deterministic"):
-        index = torch.randint(0, num_clips, (args.train_batch_size,), generator=generator)
-        loss = model(delta_tokens=cached["delta_tokens"][index], timestamps=cached["timestamps"][index]).loss
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    return losses
 
 
 @torch.no_grad()
@@ -170,7 +115,17 @@ def main(argv=None):
         set_seed(args.seed)
         model = DeltaWorldForForecasting(config)
         model.tokenizer.load_state_dict(tokenizer.state_dict())
-        losses = train_predictor(model, train_cache, args)
+        tokens, timestamps = train_cache["delta_tokens"], train_cache["timestamps"]
+
+        def predictor_loss(index, model=model):
+            return model(delta_tokens=tokens[index], timestamps=timestamps[index]).loss
+
+        set_seed(args.seed)  # training draws its noise from a state that does not depend on building the model
+        losses = fit(
+            model, predictor_loss, tokens.shape[0], args.max_train_steps, batch_size=args.train_batch_size,
+            learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+            seed=args.seed, description="BoM" if use_best_of_many else "deterministic",
+        )  # fmt: skip
         results[name] = {"final_train_loss": sum(losses[-20:]) / len(losses[-20:]), **evaluate(model, eval_cache, args)}
     results["ratio_best_of_20_token_mse"] = (
         results["best_of_many"]["best_of_20_token_mse"] / results["deterministic"]["best_of_20_token_mse"]

@@ -5,7 +5,8 @@
 
 The demo has to show what the model is for: several different plausible futures. So it is trained on the fork world
 (`deltatok_hf.data.ForkWorld`: a coloured disc reaches a junction, then turns left, goes straight or turns right,
-equally likely), with the settings of `fork_world_experiment.py` (whose helpers it reuses), plus random views of
+equally likely), with the settings of `fork_world_experiment.py` (and its helpers, in
+`deltatok_hf.training.experiments`), plus random views of
 the bundled city clip so that the city part of `deltatok-hf demo` is not pure noise:
 
 1. a tiny DeltaTok on backbone-feature pairs (the backbone is a tiny DINOv3-shaped ViT with **random, frozen
@@ -26,7 +27,6 @@ import copy
 import os
 import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -38,10 +38,14 @@ from deltatok_hf.data import ForkWorld, demo_clip_path
 from deltatok_hf.models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
 from deltatok_hf.training import DataArguments, build_card_data, build_clip_dataset, render_model_card, write_json
 from deltatok_hf.training.demo import fork_world_pixel_targets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fork_world_experiment import backbone_features, evaluate, feature_pairs, fit  # noqa: E402  (examples beside this one)
-from multimodality_experiment import encode_dataset  # noqa: E402
+from deltatok_hf.training.experiments import (
+    backbone_features,
+    encode_dataset,
+    evaluate_fork_world,
+    feature_pairs,
+    fit,
+    weighted_pixel_loss,
+)
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "src" / "deltatok_hf" / "assets" / "demo_model"
 # The fork world's frame rate (ForkWorld default): the pipeline's context spacing must match what the model saw.
@@ -75,7 +79,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_threads", type=int, default=1, help="torch CPU threads (tiny tensors: 1 is fastest).")
     args = parser.parse_args(argv)
-    args.num_context_frames = 4  # the fork world's junction frame is the 4th (what `evaluate` reads)
+    args.num_context_frames = 4  # the fork world's junction frame is the 4th (what `evaluate_fork_world` reads)
     return args
 
 
@@ -113,6 +117,7 @@ def main(argv=None):
     eval_items = [eval_world[index] for index in range(len(eval_world))]
     city = city_clips(args)
     grid_size = (args.frame_size // 16, args.frame_size // 16)
+    schedule = dict(batch_size=args.train_batch_size, warmup_steps=args.warmup_steps, seed=args.seed)
 
     # 1. DeltaTok. Note: as in fork_world_experiment.py, three deviations from the released recipe for a run of
     # minutes on 64 px frames: RoPE augmentation off, LayerScale from 0.1 instead of 1e-5, a narrower SwiGLU.
@@ -135,7 +140,8 @@ def main(argv=None):
     )  # (num_pairs, 2, N, D)
     tokenizer_losses = fit(
         tokenizer, lambda index: tokenizer(features=pairs[index], grid_size=grid_size).loss, pairs.shape[0],
-        args.tokenizer_steps, args, args.tokenizer_learning_rate, args.tokenizer_weight_decay, "DeltaTok",
+        args.tokenizer_steps, learning_rate=args.tokenizer_learning_rate, weight_decay=args.tokenizer_weight_decay,
+        description="DeltaTok", **schedule,
     )  # fmt: skip
     timings = {"tokenizer_seconds": time.perf_counter() - start}
 
@@ -149,13 +155,11 @@ def main(argv=None):
     pixel_weights = torch.cat((fork_weights, torch.ones(city_pixels.shape[0], 1, *city_pixels.shape[2:])))
 
     def decoder_loss(index):
-        predicted = decoder(frame_features[index], grid_size=grid_size).pixel_values  # (batch, 3, H, W)
-        weights = pixel_weights[index]
-        return (weights * (predicted - frame_targets[index]).square()).mean() / weights.mean()
+        return weighted_pixel_loss(decoder, frame_features[index], frame_targets[index], pixel_weights[index], grid_size)
 
     decoder_losses = fit(
-        decoder, decoder_loss, frame_features.shape[0], args.decoder_steps, args, args.learning_rate,
-        args.tokenizer_weight_decay, "RGB decoder",
+        decoder, decoder_loss, frame_features.shape[0], args.decoder_steps, learning_rate=args.learning_rate,
+        weight_decay=args.tokenizer_weight_decay, description="RGB decoder", **schedule,
     )  # fmt: skip
     timings["rgb_decoder_seconds"] = time.perf_counter() - start - sum(timings.values())
 
@@ -175,12 +179,16 @@ def main(argv=None):
     world.tokenizer.load_state_dict(tokenizer.state_dict())
     world_losses = fit(
         world, lambda index: world(delta_tokens=tokens[index], timestamps=timestamps[index]).loss, tokens.shape[0],
-        args.world_steps, args, args.learning_rate, args.weight_decay, "DeltaWorld",
+        args.world_steps, learning_rate=args.learning_rate, weight_decay=args.weight_decay, description="DeltaWorld",
+        **schedule,
     )  # fmt: skip
     timings["deltaworld_seconds"] = time.perf_counter() - start - sum(timings.values())
 
     # 4. Held-out fork-world clips: coverage from decoded RGB pixels, best-of-N feature error.
-    results = evaluate(world, eval_cache, decoder, eval_world, eval_items, args)
+    results = evaluate_fork_world(
+        world, eval_cache, decoder, eval_world, eval_items, num_samples=args.num_samples,
+        num_context_frames=args.num_context_frames, seed=args.seed,
+    )  # fmt: skip
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 
     # 5. The pipeline, as the package ships it.

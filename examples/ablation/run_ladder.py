@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -41,11 +40,9 @@ from deltatok_hf import (
     DinoWorldForForecasting,
 )
 from deltatok_hf.metrics.functional import generative_forecast_scores, smooth_l1_per_step
+from deltatok_hf.training.ablation import RUNGS, peak_training_memory
 from deltatok_hf.training.optim import build_lr_scheduler, build_optimizer
 from deltatok_hf.training.recipes import get_recipe
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure_bom_memory import RUNGS, peak_training_memory  # noqa: E402
 
 RUNG_NAMES = {
     "dinoworld": "0: DINO-world (learned query)",

@@ -9,6 +9,8 @@
 - `cards`: model cards from the packaged templates, validated offline;
 - `deltatok`, `deltaworld`, `cache`: what `deltatok-hf train-deltatok | train-deltaworld | cache-tokens` and the
   example scripts run.
+- `experiments`, `ablation`: the helpers of the synthetic experiments and of the ablation ladder in `examples/`
+  (imported from their modules).
 """
 
 from .arguments import (
