@@ -86,7 +86,45 @@ class DeltaTokCheckedConfigMixin:
         return result
 
 
-class DeltaTokConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
+def resolve_backbone_config(
+    backbone_config: DINOv3ViTConfig | dict | None, backbone_name_or_path: str | None
+) -> tuple[DINOv3ViTConfig, str | None]:
+    """
+    `backbone_config` as given (a `DINOv3ViTConfig` or its dict) or DINOv3 ViT-B/16 by default, whose weights then
+    default to the ViT-B/16 Hub id. Shared by every config holding a backbone (DeltaTok, DINO-world).
+    """
+    if backbone_config is None:
+        backbone_config = DINOv3ViTConfig(**DINOV3_VITB16_CONFIG)
+        if backbone_name_or_path is None:
+            backbone_name_or_path = DINOV3_VITB16_ID
+    elif isinstance(backbone_config, dict):
+        try:
+            backbone_config = DINOv3ViTConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
+        except StrictDataclassFieldValidationError as error:
+            # transformers' strict dataclass error is no ValueError/TypeError; name the nested field instead.
+            raise TypeError(f"backbone_config: {error.__cause__}") from error
+    elif not isinstance(backbone_config, DINOv3ViTConfig):
+        raise TypeError(
+            f"backbone_config must be a DINOv3ViTConfig or a dict, got {type(backbone_config).__name__}."
+        )
+    return backbone_config, backbone_name_or_path
+
+
+class DeltaTokBackboneGeometryMixin:
+    """Patch geometry that always follows the backbone (`self.backbone_config`), for every config holding one."""
+
+    @property
+    def patch_size(self) -> int:
+        patch_size = self.backbone_config.patch_size
+        return patch_size if isinstance(patch_size, int) else patch_size[0]
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """CLS plus register tokens, dropped from the backbone output."""
+        return 1 + self.backbone_config.num_register_tokens
+
+
+class DeltaTokConfig(DeltaTokBackboneGeometryMixin, DeltaTokCheckedConfigMixin, PretrainedConfig):
     r"""
     Configuration of a [`DeltaTokModel`]: a frozen DINOv3 backbone plus the delta-token encoder and decoder.
 
@@ -169,20 +207,7 @@ class DeltaTokConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
         rollout_mode: str = "closed_loop",
         **kwargs,
     ):
-        if backbone_config is None:
-            backbone_config = DINOv3ViTConfig(**DINOV3_VITB16_CONFIG)
-            if backbone_name_or_path is None:
-                backbone_name_or_path = DINOV3_VITB16_ID
-        elif isinstance(backbone_config, dict):
-            try:
-                backbone_config = DINOv3ViTConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
-            except StrictDataclassFieldValidationError as error:
-                # transformers' strict dataclass error is no ValueError/TypeError; name the nested field instead.
-                raise TypeError(f"backbone_config: {error.__cause__}") from error
-        elif not isinstance(backbone_config, DINOv3ViTConfig):
-            raise TypeError(
-                f"backbone_config must be a DINOv3ViTConfig or a dict, got {type(backbone_config).__name__}."
-            )
+        backbone_config, backbone_name_or_path = resolve_backbone_config(backbone_config, backbone_name_or_path)
         hidden_size = kwargs.pop("hidden_size", None)
         if hidden_size is not None and hidden_size != backbone_config.hidden_size:
             raise ValueError(
@@ -272,15 +297,6 @@ class DeltaTokConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
     @property
     def num_attention_heads(self) -> int:
         return self.backbone_config.num_attention_heads
-
-    @property
-    def patch_size(self) -> int:
-        patch_size = self.backbone_config.patch_size
-        return patch_size if isinstance(patch_size, int) else patch_size[0]
-
-    @property
-    def num_prefix_tokens(self) -> int:
-        return 1 + self.backbone_config.num_register_tokens
 
     @classmethod
     def tiny(cls, **kwargs) -> "DeltaTokConfig":

@@ -16,7 +16,104 @@ from ..deltatok.configuration_deltatok import (
 )
 
 
-class DeltaWorldConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
+class DeltaWorldPredictorConfigMixin:
+    """
+    The predictor fields of every world model of the package (DeltaWorld, DINO-world share the predictor), how they
+    are stored and how they are checked. The configs differ in the context (delta tokens or patch features) and in the
+    RoPE axes.
+    """
+
+    # Names of the RoPE axes, one size each in `rope_axis_sizes`.
+    rope_axis_names: tuple[str, ...] = ("time",)
+
+    def _set_predictor_fields(
+        self,
+        hidden_size,
+        num_hidden_layers,
+        num_attention_heads,
+        intermediate_size,
+        mlp_ratio,
+        hidden_act,
+        rope_axis_sizes,
+        rope_unrotated_size,
+        rope_min_exponent,
+        rope_max_exponent,
+        layer_norm_eps,
+        layer_scale_init,
+        initializer_range,
+        noise_std,
+        use_best_of_many,
+        num_samples_train,
+        num_samples_eval,
+        smooth_l1_beta,
+        candidate_chunk_size,
+    ) -> None:
+        if isinstance(rope_axis_sizes, (list, tuple)):
+            rope_axis_sizes = list(rope_axis_sizes)
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.mlp_ratio = mlp_ratio
+        self.intermediate_size = intermediate_size
+        if intermediate_size is None and isinstance(hidden_size, int) and isinstance(mlp_ratio, int):
+            self.intermediate_size = hidden_size * mlp_ratio
+        self.hidden_act = hidden_act
+        self.rope_axis_sizes = rope_axis_sizes
+        self.rope_unrotated_size = rope_unrotated_size
+        self.rope_min_exponent = rope_min_exponent
+        self.rope_max_exponent = rope_max_exponent
+        self.layer_norm_eps = layer_norm_eps
+        self.layer_scale_init = layer_scale_init
+        self.initializer_range = initializer_range
+        self.noise_std = noise_std
+        self.use_best_of_many = use_best_of_many
+        self.num_samples_train = num_samples_train
+        self.num_samples_eval = num_samples_eval
+        self.smooth_l1_beta = smooth_l1_beta
+        self.candidate_chunk_size = candidate_chunk_size
+
+    def _check_predictor_values(self) -> None:
+        """Raise `ValueError` naming the first predictor field out of range."""
+        for name in ("hidden_size", "num_attention_heads", "num_hidden_layers", "mlp_ratio", "intermediate_size"):
+            check_positive_int(name, getattr(self, name))
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be a positive multiple of "
+                f"num_attention_heads={self.num_attention_heads}."
+            )
+        rope_axis_sizes, axis_names = self.rope_axis_sizes, self.rope_axis_names
+        if not isinstance(rope_axis_sizes, list) or len(rope_axis_sizes) != len(axis_names):
+            count = ("one positive even size", "two positive even sizes", "three positive even sizes")[len(axis_names) - 1]
+            raise ValueError(f"rope_axis_sizes must be {count} ({', '.join(axis_names)}), got {rope_axis_sizes!r}.")
+        for index, size in enumerate(rope_axis_sizes):
+            check_positive_int(f"rope_axis_sizes[{index}]", size)
+        if any(size % 2 for size in rope_axis_sizes):
+            raise ValueError(f"every RoPE axis size must be a positive even number, got {rope_axis_sizes}.")
+        check_non_negative_int("rope_unrotated_size", self.rope_unrotated_size)
+        head_size = self.hidden_size // self.num_attention_heads
+        if sum(rope_axis_sizes) + self.rope_unrotated_size != head_size:
+            raise ValueError(
+                f"RoPE sizes must add up to the head size: {rope_axis_sizes} + {self.rope_unrotated_size} = "
+                f"{sum(rope_axis_sizes) + self.rope_unrotated_size}, but head size = {self.hidden_size} // "
+                f"{self.num_attention_heads} = {head_size}."
+            )
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"hidden_act must be one of the transformers activations, got {self.hidden_act!r}.")
+        for name in ("rope_min_exponent", "rope_max_exponent", "layer_scale_init"):
+            check_finite_number(name, getattr(self, name))
+        for name in ("layer_norm_eps", "noise_std"):
+            check_positive_float(name, getattr(self, name))
+        check_finite_number("initializer_range", self.initializer_range, minimum=0, strict=False)
+        check_finite_number("smooth_l1_beta", self.smooth_l1_beta, minimum=0, strict=False)
+        check_bool("use_best_of_many", self.use_best_of_many)
+        # `num_samples_train=0` is an error, never "use the default".
+        check_positive_int("num_samples_train", self.num_samples_train)
+        check_positive_int("num_samples_eval", self.num_samples_eval)
+        if self.candidate_chunk_size is not None:
+            check_positive_int("candidate_chunk_size", self.candidate_chunk_size)
+
+
+class DeltaWorldConfig(DeltaWorldPredictorConfigMixin, DeltaTokCheckedConfigMixin, PretrainedConfig):
     r"""
     Configuration of a [`DeltaWorldForForecasting`]: a frozen [`DeltaTokModel`] plus a cross-attention predictor over
     delta tokens. Defaults are the released `deltaworld-kinetics` settings (ViT-B sizes).
@@ -116,73 +213,36 @@ class DeltaWorldConfig(DeltaTokCheckedConfigMixin, PretrainedConfig):
                 f"delta_token_size={delta_token_size} does not match the tokenizer's hidden_size="
                 f"{tokenizer_config.hidden_size}: the predictor reads and writes delta tokens of the tokenizer width."
             )
-        if isinstance(rope_axis_sizes, (list, tuple)):
-            rope_axis_sizes = list(rope_axis_sizes)
-
         self.tokenizer_config = tokenizer_config
         self.tokenizer_name_or_path = tokenizer_name_or_path
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.mlp_ratio = mlp_ratio
-        self.intermediate_size = intermediate_size
-        if intermediate_size is None and isinstance(hidden_size, int) and isinstance(mlp_ratio, int):
-            self.intermediate_size = hidden_size * mlp_ratio
-        self.hidden_act = hidden_act
-        self.rope_axis_sizes = rope_axis_sizes
-        self.rope_unrotated_size = rope_unrotated_size
-        self.rope_min_exponent = rope_min_exponent
-        self.rope_max_exponent = rope_max_exponent
-        self.layer_norm_eps = layer_norm_eps
-        self.layer_scale_init = layer_scale_init
-        self.initializer_range = initializer_range
-        self.noise_std = noise_std
-        self.use_best_of_many = use_best_of_many
-        self.num_samples_train = num_samples_train
-        self.num_samples_eval = num_samples_eval
-        self.smooth_l1_beta = smooth_l1_beta
-        self.candidate_chunk_size = candidate_chunk_size
+        self._set_predictor_fields(
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            mlp_ratio,
+            hidden_act,
+            rope_axis_sizes,
+            rope_unrotated_size,
+            rope_min_exponent,
+            rope_max_exponent,
+            layer_norm_eps,
+            layer_scale_init,
+            initializer_range,
+            noise_std,
+            use_best_of_many,
+            num_samples_train,
+            num_samples_eval,
+            smooth_l1_beta,
+            candidate_chunk_size,
+        )
         self.check_values()
         super().__init__(**kwargs)
 
     def check_values(self) -> None:
         """Raise `ValueError` naming the first field out of range."""
         self.tokenizer_config.check_values()
-        for name in ("hidden_size", "num_attention_heads", "num_hidden_layers", "mlp_ratio", "intermediate_size"):
-            check_positive_int(name, getattr(self, name))
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size={self.hidden_size} must be a positive multiple of "
-                f"num_attention_heads={self.num_attention_heads}."
-            )
-        rope_axis_sizes = self.rope_axis_sizes
-        if not isinstance(rope_axis_sizes, list) or len(rope_axis_sizes) != 1:
-            raise ValueError(f"DeltaWorld uses one time axis: rope_axis_sizes must hold one size, got {rope_axis_sizes!r}.")
-        check_positive_int("rope_axis_sizes[0]", rope_axis_sizes[0])
-        if rope_axis_sizes[0] % 2:
-            raise ValueError(f"every RoPE axis size must be a positive even number, got {rope_axis_sizes}.")
-        check_non_negative_int("rope_unrotated_size", self.rope_unrotated_size)
-        head_size = self.hidden_size // self.num_attention_heads
-        if sum(rope_axis_sizes) + self.rope_unrotated_size != head_size:
-            raise ValueError(
-                f"RoPE sizes must add up to the head size: {rope_axis_sizes} + {self.rope_unrotated_size} = "
-                f"{sum(rope_axis_sizes) + self.rope_unrotated_size}, but head size = {self.hidden_size} // "
-                f"{self.num_attention_heads} = {head_size}."
-            )
-        if self.hidden_act not in ACT2FN:
-            raise ValueError(f"hidden_act must be one of the transformers activations, got {self.hidden_act!r}.")
-        for name in ("rope_min_exponent", "rope_max_exponent", "layer_scale_init"):
-            check_finite_number(name, getattr(self, name))
-        for name in ("layer_norm_eps", "noise_std"):
-            check_positive_float(name, getattr(self, name))
-        check_finite_number("initializer_range", self.initializer_range, minimum=0, strict=False)
-        check_finite_number("smooth_l1_beta", self.smooth_l1_beta, minimum=0, strict=False)
-        check_bool("use_best_of_many", self.use_best_of_many)
-        # `num_samples_train=0` is an error, never "use the default".
-        check_positive_int("num_samples_train", self.num_samples_train)
-        check_positive_int("num_samples_eval", self.num_samples_eval)
-        if self.candidate_chunk_size is not None:
-            check_positive_int("candidate_chunk_size", self.candidate_chunk_size)
+        self._check_predictor_values()
 
     @property
     def delta_token_size(self) -> int:

@@ -5,15 +5,19 @@ from __future__ import annotations
 from transformers import DINOv3ViTConfig, PretrainedConfig
 
 from ..deltatok.configuration_deltatok import (
-    DINOV3_VITB16_CONFIG,
-    DINOV3_VITB16_ID,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    DeltaTokBackboneGeometryMixin,
+    DeltaTokCheckedConfigMixin,
     DeltaTokConfig,
+    resolve_backbone_config,
 )
+from ..deltaworld.configuration_deltaworld import DeltaWorldPredictorConfigMixin
 
 
-class DinoWorldConfig(PretrainedConfig):
+class DinoWorldConfig(
+    DeltaTokBackboneGeometryMixin, DeltaWorldPredictorConfigMixin, DeltaTokCheckedConfigMixin, PretrainedConfig
+):
     r"""
     Configuration of a [`DinoWorldForForecasting`]: a frozen DINOv3 backbone plus a cross-attention predictor over the
     full grid of patch features (no tokenizer). Defaults are the official `DINOWorld` settings at ViT-B sizes
@@ -77,6 +81,8 @@ class DinoWorldConfig(PretrainedConfig):
 
     model_type = "dinoworld"
     sub_configs = {"backbone_config": DINOv3ViTConfig}
+    # Columns (w) before rows (h), as the official code.
+    rope_axis_names = ("time", "w", "h")
 
     def __init__(
         self,
@@ -106,77 +112,47 @@ class DinoWorldConfig(PretrainedConfig):
         candidate_chunk_size: int | None = 4,
         **kwargs,
     ):
-        if backbone_config is None:
-            backbone_config = DINOv3ViTConfig(**DINOV3_VITB16_CONFIG)
-            if backbone_name_or_path is None:
-                backbone_name_or_path = DINOV3_VITB16_ID
-        elif isinstance(backbone_config, dict):
-            backbone_config = DINOv3ViTConfig(**{k: v for k, v in backbone_config.items() if k != "model_type"})
-        elif not isinstance(backbone_config, DINOv3ViTConfig):
-            raise TypeError(
-                f"backbone_config must be a DINOv3ViTConfig or a dict, got {type(backbone_config).__name__}."
-            )
+        backbone_config, backbone_name_or_path = resolve_backbone_config(backbone_config, backbone_name_or_path)
+        # Stored as given and checked by `check_values` (also after `from_pretrained` overrides), then made lists.
+        self.backbone_config = backbone_config
+        self.backbone_name_or_path = backbone_name_or_path
+        self.use_rope_augmentation = use_rope_augmentation
+        self.image_mean = image_mean
+        self.image_std = image_std
+        self._set_predictor_fields(
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            mlp_ratio,
+            hidden_act,
+            rope_axis_sizes,
+            rope_unrotated_size,
+            rope_min_exponent,
+            rope_max_exponent,
+            layer_norm_eps,
+            layer_scale_init,
+            initializer_range,
+            noise_std,
+            use_best_of_many,
+            num_samples_train,
+            num_samples_eval,
+            smooth_l1_beta,
+            candidate_chunk_size,
+        )
+        self.check_values()
+        self.image_mean = list(image_mean)
+        self.image_std = list(image_std)
+        super().__init__(**kwargs)
+
+    def check_values(self) -> None:
+        """Raise `ValueError` naming the first field out of range."""
+        image_mean, image_std = self.image_mean, self.image_std
         if len(image_mean) != 3 or len(image_std) != 3 or any(value <= 0 for value in image_std):
             raise ValueError(
                 f"image_mean and image_std need 3 values (RGB) with positive stds, got {image_mean!r} and {image_std!r}."
             )
-        if not isinstance(hidden_size, int) or not isinstance(num_attention_heads, int):
-            raise ValueError(f"hidden_size and num_attention_heads must be integers, got {hidden_size!r}, {num_attention_heads!r}.")
-        if hidden_size < 1 or num_attention_heads < 1 or hidden_size % num_attention_heads:
-            raise ValueError(
-                f"hidden_size={hidden_size} must be a positive multiple of num_attention_heads={num_attention_heads}."
-            )
-        if not isinstance(num_hidden_layers, int) or num_hidden_layers < 1:
-            raise ValueError(f"num_hidden_layers must be a positive integer, got {num_hidden_layers!r}.")
-        rope_axis_sizes = [int(size) for size in rope_axis_sizes]
-        if len(rope_axis_sizes) != 3 or any(size <= 0 or size % 2 for size in rope_axis_sizes):
-            raise ValueError(
-                f"rope_axis_sizes must be three positive even sizes (time, w, h), got {rope_axis_sizes}."
-            )
-        head_size = hidden_size // num_attention_heads
-        if sum(rope_axis_sizes) + rope_unrotated_size != head_size:
-            raise ValueError(
-                f"RoPE sizes must add up to the head size: {rope_axis_sizes} + {rope_unrotated_size} = "
-                f"{sum(rope_axis_sizes) + rope_unrotated_size}, but head size = {hidden_size} // "
-                f"{num_attention_heads} = {head_size}."
-            )
-        for name, value in (("num_samples_train", num_samples_train), ("num_samples_eval", num_samples_eval)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        if candidate_chunk_size is not None and (
-            not isinstance(candidate_chunk_size, int) or candidate_chunk_size < 1
-        ):
-            raise ValueError(f"candidate_chunk_size must be None or an integer >= 1, got {candidate_chunk_size!r}.")
-        if noise_std <= 0:
-            raise ValueError(f"noise_std must be positive, got {noise_std}.")
-        if smooth_l1_beta < 0:
-            raise ValueError(f"smooth_l1_beta must be >= 0, got {smooth_l1_beta}.")
-
-        self.backbone_config = backbone_config
-        self.backbone_name_or_path = backbone_name_or_path
-        self.use_rope_augmentation = use_rope_augmentation
-        self.image_mean = list(image_mean)
-        self.image_std = list(image_std)
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.mlp_ratio = mlp_ratio
-        self.intermediate_size = intermediate_size if intermediate_size is not None else hidden_size * mlp_ratio
-        self.hidden_act = hidden_act
-        self.rope_axis_sizes = rope_axis_sizes
-        self.rope_unrotated_size = rope_unrotated_size
-        self.rope_min_exponent = rope_min_exponent
-        self.rope_max_exponent = rope_max_exponent
-        self.layer_norm_eps = layer_norm_eps
-        self.layer_scale_init = layer_scale_init
-        self.initializer_range = initializer_range
-        self.noise_std = noise_std
-        self.use_best_of_many = use_best_of_many
-        self.num_samples_train = num_samples_train
-        self.num_samples_eval = num_samples_eval
-        self.smooth_l1_beta = smooth_l1_beta
-        self.candidate_chunk_size = candidate_chunk_size
-        super().__init__(**kwargs)
+        self._check_predictor_values()
 
     @property
     def feature_size(self) -> int:
@@ -188,16 +164,6 @@ class DinoWorldConfig(PretrainedConfig):
         # The name under which the shared DeltaWorld predictor layers read the width of the context tokens and of the
         # head output. Here those are patch features, not delta tokens.
         return self.feature_size
-
-    @property
-    def patch_size(self) -> int:
-        patch_size = self.backbone_config.patch_size
-        return patch_size if isinstance(patch_size, int) else patch_size[0]
-
-    @property
-    def num_prefix_tokens(self) -> int:
-        """CLS plus register tokens, dropped from the backbone output."""
-        return 1 + self.backbone_config.num_register_tokens
 
     @classmethod
     def tiny(cls, **kwargs) -> "DinoWorldConfig":
