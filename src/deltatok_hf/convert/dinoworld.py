@@ -101,20 +101,19 @@ def convert_official_dinoworld_checkpoint(
 
 def _write_card(output_dir, model: DinoWorldForForecasting, weights, report: ConversionReport) -> None:
     """A README.md naming the source, the conversion report and what `from_pretrained` fetches."""
-    from huggingface_hub import ModelCard, ModelCardData
+    from ..training.cards import build_card_data, render_inline_card
 
     source = "(in-memory state dict)" if isinstance(weights, dict) else Path(weights).name
     step = "step 1, Best-of-Many noise queries" if model.config.use_best_of_many else "step 0, one learned query"
     fetched = any(key.startswith("backbone.") for key in report.missing)
-    data = ModelCardData(library_name="deltatok-hf", license="apache-2.0", tags=["deltatok", "dinoworld", "converted"])
-    text = (
-        f"---\n{data.to_yaml()}\n---\n\n# Converted official DINO-world ({step})\n\n"
+    data = build_card_data("dinoworld", tags=["deltatok", "dinoworld", "converted"])
+    body = (
         "A `DinoWorldForForecasting`: the patch-level baseline of the DeltaTok paper's ablation ladder, converted from "
         "the official code's state dict (github.com/amazon-far/deltatok, Apache-2.0) with `deltatok_hf.convert`.\n\n"
         f"Source: `{source}`\n\nConversion report:\n\n```\n{report.summary()}\n```\n"
         + (f"\n`from_pretrained` loads the backbone from `{model.config.backbone_name_or_path}`.\n" if fetched else "")
     )
-    ModelCard(text).save(Path(output_dir) / "README.md")
+    render_inline_card(data, f"Converted official DINO-world ({step})", body).save(Path(output_dir) / "README.md")
 
 
 __all__ = [

@@ -15,8 +15,14 @@ from pathlib import Path
 
 LIBRARY_NAME = "deltatok-hf"
 LICENSE = "apache-2.0"
-# The Hub task of each model: DeltaTok maps frames to features / tokens; a world model has no Hub task of its own.
-PIPELINE_TAGS = {"deltatok": "feature-extraction", "deltaworld": "other"}
+# The Hub task of each model: DeltaTok maps frames to features / tokens; a world model has no Hub task of its own;
+# the RGB decoder maps features to frames.
+PIPELINE_TAGS = {
+    "deltatok": "feature-extraction",
+    "deltaworld": "other",
+    "dinoworld": "other",
+    "rgb_decoder": "image-to-image",
+}
 REQUIRED_CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
 
 
@@ -88,6 +94,18 @@ def render_training_card(arguments, summary: dict, base_model: str | None, train
         command=command_line(),
         **template_kwargs,
     )
+
+
+def render_inline_card(card_data, title: str, body: str):
+    """
+    A card written in code instead of a packaged template (the models the templates do not cover): the YAML header
+    of `card_data` (a `ModelCardData`), `# title`, then `body`; checked with `check_card_metadata` as the rendered ones.
+    """
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n# {title}\n\n{body}")
+    check_card_metadata(card, expected=card_data.to_dict())
+    return card
 
 
 def render_model_card(template_name: str, card_data, **template_kwargs):
@@ -162,6 +180,7 @@ __all__ = [
     "check_card_metadata",
     "command_line",
     "hub_repo_id",
+    "render_inline_card",
     "render_model_card",
     "render_training_card",
     "template_names",

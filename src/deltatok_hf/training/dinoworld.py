@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from ..models import DinoWorldConfig, DinoWorldForForecasting
 from .arguments import TrainingArguments, _help
-from .cards import LIBRARY_NAME, LICENSE, check_card_metadata, command_line, hub_repo_id
+from .cards import build_card_data, command_line, hub_repo_id, render_inline_card
 from .data import build_clip_dataset
 from .loop import end_run, start_run, train
 from .optim import apply_training_options
@@ -99,13 +99,9 @@ def compute_dinoworld_loss(model, batch: dict):
 
 def dinoworld_model_card(arguments: DinoWorldTrainingArguments, summary: dict):
     """The `README.md` of a trained DINO-world, checked offline like the other training cards."""
-    from huggingface_hub import ModelCard, ModelCardData
-
     dataset = hub_repo_id(arguments.train_data)
-    data = ModelCardData(
-        license=LICENSE,
-        library_name=LIBRARY_NAME,
-        pipeline_tag="other",
+    data = build_card_data(
+        "dinoworld",
         tags=["dinoworld", "video", "world-model"],
         base_model=hub_repo_id(arguments.init_from),
         datasets=[dataset] if dataset else None,
@@ -113,8 +109,7 @@ def dinoworld_model_card(arguments: DinoWorldTrainingArguments, summary: dict):
     rung = f"step 1, Best-of-Many over {summary['num_samples_train']} noise queries" if summary["use_best_of_many"] else (
         "step 0, one learned query"
     )
-    text = (
-        f"---\n{data.to_yaml()}\n---\n\n# {arguments.hub_model_id or 'DINO-world'}\n\n"
+    body = (
         "A DINO-world baseline (the patch-level rungs of the DeltaTok paper's ablation ladder) trained with deltatok-hf: "
         "a predictor of the next frame's frozen DINOv3 patch features, every patch a query told apart by a "
         f"(time, w, h) RoPE. Rung: {rung}.\n\n"
@@ -127,9 +122,7 @@ def dinoworld_model_card(arguments: DinoWorldTrainingArguments, summary: dict):
         f"loss (smooth-L1) {summary['final_loss']}. The training loss is the only number measured by this run; it is "
         f"not a quality result.\n\nCommand:\n\n```bash\n{command_line()}\n```\n"
     )
-    card = ModelCard(text)
-    check_card_metadata(card, expected=data.to_dict())
-    return card
+    return render_inline_card(data, arguments.hub_model_id or "DINO-world", body)
 
 
 def train_dinoworld(arguments: DinoWorldTrainingArguments) -> dict:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..models import DeltaTokConfig, DeltaTokModel, DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig, DeltaWorldForForecasting
 from .arguments import TrainingArguments, _help
-from .cards import LIBRARY_NAME, LICENSE, check_card_metadata, command_line, hub_repo_id
+from .cards import build_card_data, command_line, hub_repo_id, render_inline_card
 from .data import build_clip_dataset
 from .loop import end_run, start_run, train
 from .optim import apply_training_options
@@ -152,15 +152,10 @@ class RGBDecoderLoss:
 
 
 def rgb_decoder_model_card(arguments: RGBDecoderTrainingArguments, summary: dict, decoder: DeltaTokRGBDecoder):
-    """The `README.md` of a trained decoder. (Written here: the packaged templates and `PIPELINE_TAGS` of `cards`
-    cover DeltaTok and DeltaWorld only.)"""
-    from huggingface_hub import ModelCard, ModelCardData
-
+    """The `README.md` of a trained decoder. (Written here: the packaged templates cover DeltaTok and DeltaWorld only.)"""
     dataset = hub_repo_id(arguments.train_data)
-    data = ModelCardData(
-        license=LICENSE,
-        library_name=LIBRARY_NAME,
-        pipeline_tag="image-to-image",
+    data = build_card_data(
+        "rgb_decoder",
         tags=["deltatok", "rgb-decoder", "feature-decoder"],
         base_model=hub_repo_id(arguments.init_from or arguments.feature_model),
         datasets=[dataset] if dataset else None,
@@ -171,8 +166,7 @@ def rgb_decoder_model_card(arguments: RGBDecoderTrainingArguments, summary: dict
         if arguments.feature_model == "tiny"
         else ""
     )
-    text = (
-        f"---\n{data.to_yaml()}\n---\n\n# {arguments.hub_model_id or 'DeltaTok RGB decoder'}\n\n"
+    body = (
         "A `DeltaTokRGBDecoder` (deltatok-hf) that turns frozen backbone patch features into RGB frames, trained on "
         f"the features of `{arguments.feature_model}` with an {arguments.pixel_loss.upper()} loss on 0..1 RGB.\n"
         f"{random_note}\n"
@@ -185,9 +179,7 @@ def rgb_decoder_model_card(arguments: RGBDecoderTrainingArguments, summary: dict
         f"| final loss | {summary['final_loss']} |\n\n"
         f"Command: `{command_line()}`\n"
     )
-    card = ModelCard(text)
-    check_card_metadata(card, expected=data.to_dict())
-    return card
+    return render_inline_card(data, arguments.hub_model_id or "DeltaTok RGB decoder", body)
 
 
 def train_rgb_decoder(arguments: RGBDecoderTrainingArguments) -> dict:
