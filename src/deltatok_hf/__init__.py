@@ -20,7 +20,7 @@ from .models.deltatok import DeltaTokOutput, DeltaTokReconstructionOutput
 from .models.deltaworld import DeltaWorldForecastOutput, DeltaWorldOutput
 from .models.rgb_decoder import DeltaTokRGBDecoderOutput, rgb_to_uint8
 from .models.dinoworld import DinoWorldOutput
-from .inference import compile_for_inference
+from .inference import compile_for_inference, tune_cpu_allocator
 from .pipelines import DeltaWorldPipeline, DeltaWorldPipelineOutput
 
 __all__ = [
@@ -45,5 +45,6 @@ __all__ = [
     "DinoWorldForForecasting",
     "DinoWorldOutput",
     "compile_for_inference",
+    "tune_cpu_allocator",
     "rgb_to_uint8",
 ]
