@@ -16,6 +16,30 @@ from ..deltatok.configuration_deltatok import (
 )
 
 
+# The constructor arguments of the predictor, stored under the same names by every world-model config.
+PREDICTOR_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "mlp_ratio",
+    "intermediate_size",
+    "hidden_act",
+    "rope_axis_sizes",
+    "rope_unrotated_size",
+    "rope_min_exponent",
+    "rope_max_exponent",
+    "layer_norm_eps",
+    "layer_scale_init",
+    "initializer_range",
+    "noise_std",
+    "use_best_of_many",
+    "num_samples_train",
+    "num_samples_eval",
+    "smooth_l1_beta",
+    "candidate_chunk_size",
+)
+
+
 class DeltaWorldPredictorConfigMixin:
     """
     The predictor fields of every world model of the package (DeltaWorld, DINO-world share the predictor), how they
@@ -26,51 +50,14 @@ class DeltaWorldPredictorConfigMixin:
     # Names of the RoPE axes, one size each in `rope_axis_sizes`.
     rope_axis_names: tuple[str, ...] = ("time",)
 
-    def _set_predictor_fields(
-        self,
-        hidden_size,
-        num_hidden_layers,
-        num_attention_heads,
-        intermediate_size,
-        mlp_ratio,
-        hidden_act,
-        rope_axis_sizes,
-        rope_unrotated_size,
-        rope_min_exponent,
-        rope_max_exponent,
-        layer_norm_eps,
-        layer_scale_init,
-        initializer_range,
-        noise_std,
-        use_best_of_many,
-        num_samples_train,
-        num_samples_eval,
-        smooth_l1_beta,
-        candidate_chunk_size,
-    ) -> None:
-        if isinstance(rope_axis_sizes, (list, tuple)):
-            rope_axis_sizes = list(rope_axis_sizes)
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.mlp_ratio = mlp_ratio
-        self.intermediate_size = intermediate_size
-        if intermediate_size is None and isinstance(hidden_size, int) and isinstance(mlp_ratio, int):
-            self.intermediate_size = hidden_size * mlp_ratio
-        self.hidden_act = hidden_act
-        self.rope_axis_sizes = rope_axis_sizes
-        self.rope_unrotated_size = rope_unrotated_size
-        self.rope_min_exponent = rope_min_exponent
-        self.rope_max_exponent = rope_max_exponent
-        self.layer_norm_eps = layer_norm_eps
-        self.layer_scale_init = layer_scale_init
-        self.initializer_range = initializer_range
-        self.noise_std = noise_std
-        self.use_best_of_many = use_best_of_many
-        self.num_samples_train = num_samples_train
-        self.num_samples_eval = num_samples_eval
-        self.smooth_l1_beta = smooth_l1_beta
-        self.candidate_chunk_size = candidate_chunk_size
+    def _set_predictor_fields(self, arguments: dict) -> None:
+        """Store the predictor fields from the constructor's arguments (its `locals()`)."""
+        for name in PREDICTOR_FIELDS:
+            setattr(self, name, arguments[name])
+        if isinstance(self.rope_axis_sizes, (list, tuple)):
+            self.rope_axis_sizes = list(self.rope_axis_sizes)
+        if self.intermediate_size is None and isinstance(self.hidden_size, int) and isinstance(self.mlp_ratio, int):
+            self.intermediate_size = self.hidden_size * self.mlp_ratio
 
     def _check_predictor_values(self) -> None:
         """Raise `ValueError` naming the first predictor field out of range."""
@@ -215,27 +202,7 @@ class DeltaWorldConfig(DeltaWorldPredictorConfigMixin, DeltaTokCheckedConfigMixi
             )
         self.tokenizer_config = tokenizer_config
         self.tokenizer_name_or_path = tokenizer_name_or_path
-        self._set_predictor_fields(
-            hidden_size,
-            num_hidden_layers,
-            num_attention_heads,
-            intermediate_size,
-            mlp_ratio,
-            hidden_act,
-            rope_axis_sizes,
-            rope_unrotated_size,
-            rope_min_exponent,
-            rope_max_exponent,
-            layer_norm_eps,
-            layer_scale_init,
-            initializer_range,
-            noise_std,
-            use_best_of_many,
-            num_samples_train,
-            num_samples_eval,
-            smooth_l1_beta,
-            candidate_chunk_size,
-        )
+        self._set_predictor_fields(locals())
         self.check_values()
         super().__init__(**kwargs)
 

@@ -119,27 +119,7 @@ class DinoWorldConfig(
         self.use_rope_augmentation = use_rope_augmentation
         self.image_mean = image_mean
         self.image_std = image_std
-        self._set_predictor_fields(
-            hidden_size,
-            num_hidden_layers,
-            num_attention_heads,
-            intermediate_size,
-            mlp_ratio,
-            hidden_act,
-            rope_axis_sizes,
-            rope_unrotated_size,
-            rope_min_exponent,
-            rope_max_exponent,
-            layer_norm_eps,
-            layer_scale_init,
-            initializer_range,
-            noise_std,
-            use_best_of_many,
-            num_samples_train,
-            num_samples_eval,
-            smooth_l1_beta,
-            candidate_chunk_size,
-        )
+        self._set_predictor_fields(locals())
         self.check_values()
         self.image_mean = list(image_mean)
         self.image_std = list(image_std)
