@@ -281,7 +281,25 @@ class DeltaTokPreTrainedModel(PreTrainedModel):
             init.copy_(module.inv_freq, inv_freq)
 
 
-class DeltaTokModel(DeltaTokPreTrainedModel):
+class DeltaTokBackboneLoadingMixin:
+    """`from_pretrained` of every model holding the DINOv3 backbone itself (DeltaTok, DINO-world)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """
+        Like [`PreTrainedModel.from_pretrained`]; when the checkpoint holds no backbone weights (as the official
+        releases), they are loaded from `config.backbone_name_or_path`. Wrong-shape weights raise a `ValueError`
+        naming every key (unless `ignore_mismatched_sizes=True`).
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = _from_pretrained_naming_mismatches(
+            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
+        )
+        loading_info = _fill_missing_backbone(model, loading_info, kwargs)
+        return (model, loading_info) if output_loading_info else model
+
+
+class DeltaTokModel(DeltaTokBackboneLoadingMixin, DeltaTokPreTrainedModel):
     r"""
     DeltaTok: frozen DINOv3 backbone + delta-token encoder `g(x_{t-1}, x_t) -> z_t` + decoder `h(x_{t-1}, z_t) -> x_t`.
 
@@ -320,20 +338,6 @@ class DeltaTokModel(DeltaTokPreTrainedModel):
     @property
     def rope_augmentation_active(self) -> bool:
         return self.training and self.config.use_rope_augmentation
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """
-        Like [`PreTrainedModel.from_pretrained`]; when the checkpoint holds no backbone weights (as the official
-        releases), they are loaded from `config.backbone_name_or_path`. Wrong-shape weights raise a `ValueError`
-        naming every key (unless `ignore_mismatched_sizes=True`).
-        """
-        output_loading_info = kwargs.pop("output_loading_info", False)
-        model, loading_info = _from_pretrained_naming_mismatches(
-            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
-        )
-        loading_info = _fill_missing_backbone(model, loading_info, kwargs)
-        return (model, loading_info) if output_loading_info else model
 
     # ------------------------------------------------------------------ features
 

@@ -360,15 +360,28 @@ def _draw_noise(config, shape: tuple[int, ...], device, generator: torch.Generat
     return noise * config.noise_std
 
 
-def _select_best_candidates(
-    candidate_queries: torch.Tensor, candidate_losses: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(batch, Q, K, Dp)` queries and `(batch, Q, K)` losses -> winners `(batch, Q)` (first argmin) and their queries `(batch, Q, Dp)`."""
-    best_indices = candidate_losses.argmin(-1)  # (batch, Q), the first argmin as the official code
+def _select_training_queries(
+    model, num_samples_train, batch_size: int, num_queries: int, device, dtype, generator, score_candidates
+) -> tuple[torch.Tensor, ...]:
+    """
+    The query vector of every training target `(batch, Q, Dp)`: the learned query, or the Best-of-Many winner (first
+    argmin, as the official code) among `K` noise vectors `(batch, Q, K, Dp)` scored by
+    `score_candidates(candidate_queries) -> (losses (batch, Q, K), predictions or None)`.
+
+    Returns `(selected, candidate_losses, best_indices, candidate_queries, candidate_predictions)`; the last four are
+    `None` for the learned query.
+    """
+    if not model.config.use_best_of_many:
+        return model.query_embed.weight.expand(batch_size, num_queries, -1), None, None, None, None
+    num_candidates = _resolve_num_candidates(model.config, num_samples_train)
+    candidate_queries = _draw_noise(model.config, (batch_size, num_queries, num_candidates), device, generator)
+    candidate_queries = candidate_queries.to(dtype)  # (batch, Q, K, Dp)
+    candidate_losses, candidate_predictions = score_candidates(candidate_queries)
+    best_indices = candidate_losses.argmin(-1)  # (batch, Q)
     selected = torch.gather(
         candidate_queries, 2, best_indices[:, :, None, None].expand(-1, -1, 1, candidate_queries.shape[-1])
     ).squeeze(2)  # (batch, Q, Dp)
-    return best_indices, selected
+    return selected, candidate_losses, best_indices, candidate_queries, candidate_predictions
 
 
 def _repeat_context_states(context_states: ContextStates, num_samples: int) -> ContextStates:
@@ -573,18 +586,18 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         mask = causal_context_mask(num_queries, num_queries, device, context.dtype)
         beta = self.config.smooth_l1_beta
 
-        candidate_losses = best_indices = candidate_queries = candidate_predictions = None
-        if self.config.use_best_of_many:
-            num_candidates = _resolve_num_candidates(self.config, num_samples_train)
-            # (batch, num_queries, num_candidates, Dp)
-            candidate_queries = _draw_noise(self.config, (batch_size, num_queries, num_candidates), device, generator)
-            candidate_queries = candidate_queries.to(context.dtype)
-            candidate_losses, candidate_predictions = self._score_candidates(
-                candidate_queries, context, context_timestamps, query_timestamps, targets, mask, output_candidates
-            )
-            best_indices, selected = _select_best_candidates(candidate_queries, candidate_losses)
-        else:
-            selected = self.query_embed.weight.expand(batch_size, num_queries, -1)
+        selected, candidate_losses, best_indices, candidate_queries, candidate_predictions = _select_training_queries(
+            self,
+            num_samples_train,
+            batch_size,
+            num_queries,
+            device,
+            context.dtype,
+            generator,
+            lambda candidates: self._score_candidates(
+                candidates, context, context_timestamps, query_timestamps, targets, mask, output_candidates
+            ),
+        )
 
         predicted = self.predictor(selected, query_timestamps, context, context_timestamps, attention_mask=mask)
         loss = smooth_l1(predicted, targets, beta).mean()

@@ -25,8 +25,7 @@ from transformers import DINOv3ViTModel, PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
 from ..deltatok.modeling_deltatok import (
-    _fill_missing_backbone,
-    _from_pretrained_naming_mismatches,
+    DeltaTokBackboneLoadingMixin,
     _grid_from_num_patches,
     init_official_weights,
 )
@@ -38,12 +37,10 @@ from ..deltaworld.modeling_deltaworld import (
     _check_future_timestamps,
     _check_noise_shape,
     _check_timestamps,
-    _draw_noise,
     _repeat_context_states,
-    _resolve_num_candidates,
     _resolve_num_samples,
     _rollout_step_queries,
-    _select_best_candidates,
+    _select_training_queries,
     causal_context_mask,
     smooth_l1,
 )
@@ -188,7 +185,7 @@ class DinoWorldPreTrainedModel(PreTrainedModel):
         init_official_weights(module, self.config.initializer_range, self.config.layer_scale_init)
 
 
-class DinoWorldForForecasting(DinoWorldPreTrainedModel):
+class DinoWorldForForecasting(DeltaTokBackboneLoadingMixin, DinoWorldPreTrainedModel):
     r"""
     DINO-world: frozen DINOv3 + a predictor of the next frame's patch features.
 
@@ -198,6 +195,8 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
       features join the context as the next frame.
 
     The patch geometry is public, as the pipeline needs it: [`patch_size`], [`grid_size`], [`extract_features`].
+    `from_pretrained` is DeltaTok's: a checkpoint without backbone weights (the official filter keeps only the
+    predictor and the query) gets them from `config.backbone_name_or_path`; wrong-shape weights raise a `ValueError`.
     """
 
     def __init__(self, config: DinoWorldConfig) -> None:
@@ -216,20 +215,6 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
         if not self.config.use_rope_augmentation:
             self.backbone.eval()
         return self
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """
-        Like [`PreTrainedModel.from_pretrained`]; a checkpoint without backbone weights (the official filter keeps only
-        the predictor and the query) gets them from `config.backbone_name_or_path`. Wrong-shape weights raise a
-        `ValueError` naming every key (unless `ignore_mismatched_sizes=True`), as DeltaTok and DeltaWorld.
-        """
-        output_loading_info = kwargs.pop("output_loading_info", False)
-        model, loading_info = _from_pretrained_naming_mismatches(
-            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
-        )
-        loading_info = _fill_missing_backbone(model, loading_info, kwargs)
-        return (model, loading_info) if output_loading_info else model
 
     # ------------------------------------------------------------------ features
 
@@ -339,18 +324,18 @@ class DinoWorldForForecasting(DinoWorldPreTrainedModel):
         beta = self.config.smooth_l1_beta
 
         # 3. Queries: the learned vector, or the Best-of-Many winner among K noise vectors.
-        candidate_losses = best_indices = candidate_queries = candidate_predictions = None
-        if self.config.use_best_of_many:
-            num_candidates = _resolve_num_candidates(self.config, num_samples_train)
-            # (batch, T - 1, K, Dp)
-            candidate_queries = _draw_noise(self.config, (batch_size, num_query_frames, num_candidates), device, generator)
-            candidate_queries = candidate_queries.to(dtype)
-            candidate_losses, candidate_predictions = self._score_candidates(
-                candidate_queries, context, context_positions, query_positions, targets, output_candidates
-            )
-            best_indices, selected = _select_best_candidates(candidate_queries, candidate_losses)  # (batch, T - 1), (.., Dp)
-        else:
-            selected = self.query_embed.weight.expand(batch_size, num_query_frames, -1)  # (batch, T - 1, Dp)
+        selected, candidate_losses, best_indices, candidate_queries, candidate_predictions = _select_training_queries(
+            self,
+            num_samples_train,
+            batch_size,
+            num_query_frames,
+            device,
+            dtype,
+            generator,
+            lambda candidates: self._score_candidates(
+                candidates, context, context_positions, query_positions, targets, output_candidates
+            ),
+        )  # selected: (batch, T - 1, Dp)
 
         # 4. The one predictor call with gradients: each frame's vector at all of its N patches.
         queries = selected[:, :, None].expand(-1, -1, num_patches, -1).flatten(1, 2)  # (batch, (T - 1) * N, Dp)
