@@ -19,7 +19,13 @@ import torch
 
 from ..models.deltatok.configuration_deltatok import DINOV3_VITB16_ID
 from ..models.dinoworld import DinoWorldConfig, DinoWorldForForecasting
-from .official import PRESETS, ConversionReport, convert_official_state_dict, load_state_dict_file
+from .official import (
+    PRESETS,
+    ConversionReport,
+    convert_official_state_dict,
+    load_converted_weights,
+    load_state_dict_file,
+)
 
 
 def map_official_dinoworld_key(key: str) -> str:
@@ -89,14 +95,15 @@ def convert_official_dinoworld_checkpoint(
     model = DinoWorldForForecasting(config)
 
     converted, report = convert_official_dinoworld_state_dict(state_dict, model)
-    if strict:
-        report.raise_for_problems("Official DINO-world checkpoint")
-    incompatible = model.load_state_dict(converted, strict=False)
-    report.missing = list(incompatible.missing_keys)
-    if output_dir is not None:
-        model.save_pretrained(output_dir, state_dict=converted)
-        _write_card(output_dir, model, weights, report)
-    return model, report
+    return load_converted_weights(
+        model,
+        converted,
+        report,
+        strict,
+        "Official DINO-world checkpoint",
+        output_dir,
+        lambda: _write_card(output_dir, model, weights, report),
+    )
 
 
 def _write_card(output_dir, model: DinoWorldForForecasting, weights, report: ConversionReport) -> None:

@@ -245,13 +245,32 @@ def convert_official_checkpoint(
             tokenizer_state = {"tokenizer." + key: value for key, value in tokenizer_state.items()}
         converted, report = convert_official_state_dict(tokenizer_state, model, target, report)
         state_dict.update(converted)
+    return load_converted_weights(
+        model,
+        state_dict,
+        report,
+        strict,
+        "Official checkpoint",
+        output_dir,
+        lambda: _write_conversion_card(output_dir, model, sources, report),
+    )
+
+
+def load_converted_weights(
+    model, state_dict: dict, report: ConversionReport, strict: bool, what: str, output_dir, write_card
+):
+    """
+    The end of every conversion: with `strict`, raise naming every problem of `report` (`what` names the source);
+    load `state_dict` into `model`, record in `report.missing` what it still lacks (e.g. the backbone that
+    `from_pretrained` fetches), and with `output_dir` save the model and call `write_card()`. Returns `(model, report)`.
+    """
     if strict:
-        report.raise_for_problems("Official checkpoint")
+        report.raise_for_problems(what)
     incompatible = model.load_state_dict(state_dict, strict=False)
     report.missing = list(incompatible.missing_keys)
     if output_dir is not None:
         model.save_pretrained(output_dir, state_dict=state_dict)
-        _write_conversion_card(output_dir, model, sources, report)
+        write_card()
     return model, report
 
 
