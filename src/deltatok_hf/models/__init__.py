@@ -17,6 +17,7 @@ for _config_class, _model_class in (
     (DeltaTokConfig, DeltaTokModel),
     (DeltaWorldConfig, DeltaWorldForForecasting),
     (DinoWorldConfig, DinoWorldForForecasting),
+    (DeltaTokRGBDecoderConfig, DeltaTokRGBDecoder),
 ):
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
     AutoModel.register(_config_class, _model_class, exist_ok=True)

@@ -1,7 +1,5 @@
 """RGB decoder: (forecast) backbone patch features -> RGB frames, exact to the official `RGBHead`."""
 
-from transformers import AutoConfig, AutoModel
-
 from .configuration_rgb_decoder import DeltaTokRGBDecoderConfig
 from .modeling_rgb_decoder import (
     DeltaTokRGBDecoder,
@@ -11,9 +9,7 @@ from .modeling_rgb_decoder import (
     sincos_position_table,
 )
 
-
-AutoConfig.register(DeltaTokRGBDecoderConfig.model_type, DeltaTokRGBDecoderConfig, exist_ok=True)
-AutoModel.register(DeltaTokRGBDecoderConfig, DeltaTokRGBDecoder, exist_ok=True)
+# Registered with the Auto classes by `deltatok_hf.models` (imported first, as the parent package), with the others.
 
 __all__ = [
     "DeltaTokRGBDecoder",
