@@ -362,17 +362,19 @@ def _draw_noise(config, shape: tuple[int, ...], device, generator: torch.Generat
 
 def _select_training_queries(
     model, num_samples_train, batch_size: int, num_queries: int, device, dtype, generator, score_candidates
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[torch.Tensor, dict]:
     """
     The query vector of every training target `(batch, Q, Dp)`: the learned query, or the Best-of-Many winner (first
     argmin, as the official code) among `K` noise vectors `(batch, Q, K, Dp)` scored by
     `score_candidates(candidate_queries) -> (losses (batch, Q, K), predictions or None)`.
 
-    Returns `(selected, candidate_losses, best_indices, candidate_queries, candidate_predictions)`; the last four are
-    `None` for the learned query.
+    Returns `(selected, query_fields)`: `query_fields` are the query fields of the training outputs
+    (`selected_queries`, `candidate_losses`, `best_candidate_indices`, `candidate_queries`, `candidate_predictions`;
+    the last four `None` for the learned query).
     """
     if not model.config.use_best_of_many:
-        return model.query_embed.weight.expand(batch_size, num_queries, -1), None, None, None, None
+        selected = model.query_embed.weight.expand(batch_size, num_queries, -1)
+        return selected, _training_query_fields(selected, None, None, None, None)
     num_candidates = _resolve_num_candidates(model.config, num_samples_train)
     candidate_queries = _draw_noise(model.config, (batch_size, num_queries, num_candidates), device, generator)
     candidate_queries = candidate_queries.to(dtype)  # (batch, Q, K, Dp)
@@ -381,7 +383,19 @@ def _select_training_queries(
     selected = torch.gather(
         candidate_queries, 2, best_indices[:, :, None, None].expand(-1, -1, 1, candidate_queries.shape[-1])
     ).squeeze(2)  # (batch, Q, Dp)
-    return selected, candidate_losses, best_indices, candidate_queries, candidate_predictions
+    return selected, _training_query_fields(
+        selected, candidate_losses, best_indices, candidate_queries, candidate_predictions
+    )
+
+
+def _training_query_fields(selected, candidate_losses, best_indices, candidate_queries, candidate_predictions) -> dict:
+    return {
+        "selected_queries": selected,
+        "candidate_losses": candidate_losses,
+        "best_candidate_indices": best_indices,
+        "candidate_queries": candidate_queries,
+        "candidate_predictions": candidate_predictions,
+    }
 
 
 def _repeat_context_states(context_states: ContextStates, num_samples: int) -> ContextStates:
@@ -586,7 +600,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         mask = causal_context_mask(num_queries, num_queries, device, context.dtype)
         beta = self.config.smooth_l1_beta
 
-        selected, candidate_losses, best_indices, candidate_queries, candidate_predictions = _select_training_queries(
+        selected, query_fields = _select_training_queries(
             self,
             num_samples_train,
             batch_size,
@@ -602,14 +616,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         predicted = self.predictor(selected, query_timestamps, context, context_timestamps, attention_mask=mask)
         loss = smooth_l1(predicted, targets, beta).mean()
         output = DeltaWorldOutput(
-            loss=loss,
-            predicted_delta_tokens=predicted,
-            target_delta_tokens=targets,
-            selected_queries=selected,
-            candidate_losses=candidate_losses,
-            best_candidate_indices=best_indices,
-            candidate_queries=candidate_queries,
-            candidate_predictions=candidate_predictions,
+            loss=loss, predicted_delta_tokens=predicted, target_delta_tokens=targets, **query_fields
         )
         return output if return_dict is not False else output.to_tuple()
 

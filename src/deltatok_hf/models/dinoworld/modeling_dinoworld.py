@@ -324,7 +324,7 @@ class DinoWorldForForecasting(DeltaTokBackboneLoadingMixin, DinoWorldPreTrainedM
         beta = self.config.smooth_l1_beta
 
         # 3. Queries: the learned vector, or the Best-of-Many winner among K noise vectors.
-        selected, candidate_losses, best_indices, candidate_queries, candidate_predictions = _select_training_queries(
+        selected, query_fields = _select_training_queries(
             self,
             num_samples_train,
             batch_size,
@@ -342,16 +342,7 @@ class DinoWorldForForecasting(DeltaTokBackboneLoadingMixin, DinoWorldPreTrainedM
         predicted = self.predictor(queries, query_positions, context, context_positions, attention_mask=mask)
         predicted = predicted.unflatten(1, (num_query_frames, num_patches))  # (batch, T - 1, N, D)
         loss = smooth_l1(predicted, targets, beta).mean()
-        output = DinoWorldOutput(
-            loss=loss,
-            predicted_features=predicted,
-            target_features=targets,
-            selected_queries=selected,
-            candidate_losses=candidate_losses,
-            best_candidate_indices=best_indices,
-            candidate_queries=candidate_queries,
-            candidate_predictions=candidate_predictions,
-        )
+        output = DinoWorldOutput(loss=loss, predicted_features=predicted, target_features=targets, **query_fields)
         return output if return_dict is not False else output.to_tuple()
 
     @torch.no_grad()
