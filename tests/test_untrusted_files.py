@@ -144,3 +144,16 @@ def test_tokenizer_from_pretrained_names_wrong_shape_keys(tmp_path):
     save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ValueError, match=r"z_embed\.weight: checkpoint \(1, 32\) vs model \(1, 64\)"):
         DeltaTokModel.from_pretrained(tmp_path)
+
+
+def test_dino_world_from_pretrained_names_wrong_shape_keys(tmp_path):
+    from deltatok_hf.models.dinoworld import DinoWorldConfig, DinoWorldForForecasting
+
+    torch.manual_seed(0)
+    DinoWorldForForecasting(DinoWorldConfig.tiny()).save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    name = next(key for key in weights if key.startswith("predictor.") and weights[key].ndim == 2)
+    weights[name] = torch.zeros(3, 5)
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"{name.replace('.', chr(92) + '.')}: checkpoint \(3, 5\)"):
+        DinoWorldForForecasting.from_pretrained(tmp_path)
