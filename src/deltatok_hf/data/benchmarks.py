@@ -168,7 +168,8 @@ class LabelledWindows(torch.utils.data.Dataset):
         return torch.zeros((height, width), dtype=torch.float32)
 
     def _load_label(self, path: Path) -> torch.Tensor:
-        raise NotImplementedError
+        # Abstract hook: each benchmark reader (VSPW, Cityscapes, KITTI) decodes its own label files.
+        raise NotImplementedError(f"{type(self).__name__} must define _load_label().")
 
     def _crop(self, image: torch.Tensor) -> torch.Tensor:
         """Dataset-specific crop applied to frames and labels alike (KITTI's KB crop); identity by default."""

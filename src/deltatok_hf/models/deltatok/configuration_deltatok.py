@@ -76,7 +76,8 @@ class DeltaTokCheckedConfigMixin:
     """
 
     def check_values(self) -> None:
-        raise NotImplementedError
+        # Abstract hook: every config class using this mixin defines its own checks.
+        raise NotImplementedError(f"{type(self).__name__} must define check_values().")
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):

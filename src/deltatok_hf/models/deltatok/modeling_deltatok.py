@@ -537,17 +537,35 @@ class DeltaTokModel(DeltaTokBackboneLoadingMixin, DeltaTokPreTrainedModel):
             if grid_size is None:
                 raise ValueError("Pass previous_features, num_patches or grid_size to decode frame tokens.")
             num_patches = grid_size[0] * grid_size[1]
-        cos, sin = self._resolve_position_embeddings(position_embeddings, grid_size, num_patches)
+        position_embeddings = self._resolve_position_embeddings(position_embeddings, grid_size, num_patches)
+        previous = None if previous_features is None else previous_features.reshape(-1, num_patches, hidden_size)
+        features = self.decode_step(tokens[:, 0], previous, position_embeddings, num_patches=num_patches)
+        return features.reshape(*leading_shape, num_patches, hidden_size)
+
+    def decode_step(
+        self,
+        delta_tokens: torch.Tensor,
+        previous_features: torch.Tensor | None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        num_patches: int | None = None,
+    ) -> torch.Tensor:
+        """
+        [`decode`] without its input checks, for rollouts that feed the decoder its own outputs step after step (their
+        inputs were checked once, where they entered): delta tokens `(batch, hidden_size)` and previous features
+        `(batch, num_patches, hidden_size)` -> features `(batch, num_patches, hidden_size)`. With `use_delta=False` the
+        previous features only give the grid size (or `num_patches` does).
+        """
         if self.config.use_delta:
-            previous = previous_features.reshape(-1, num_patches, hidden_size)
+            previous = previous_features
         else:
             # Frame-token ablation: every patch input is the previous-frame embedding.
-            previous = self.xy_embed.weight[0].expand(tokens.shape[0], num_patches, hidden_size)
+            num_patches = previous_features.shape[-2] if previous_features is not None else num_patches
+            previous = self.xy_embed.weight[0].expand(delta_tokens.shape[0], num_patches, self.config.hidden_size)
         # (batch, 1 + num_patches, hidden): [z; x_{t-1}], no frame embedding in the decoder.
-        hidden_states = torch.cat((tokens.to(previous.dtype), previous), dim=1)
+        hidden_states = torch.cat((delta_tokens[:, None].to(previous.dtype), previous), dim=1)
         for block in self.decoder_blocks:
-            hidden_states = block(hidden_states, (cos, sin))
-        return hidden_states[:, 1:].reshape(*leading_shape, num_patches, hidden_size)
+            hidden_states = block(hidden_states, position_embeddings)
+        return hidden_states[:, 1:]
 
     def tokenize(
         self,

@@ -654,7 +654,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         previous = last_features.to(dtype).repeat_interleave(num_samples, 0)  # (batch * samples, N, D)
         features = []
         for step in range(num_future):
-            previous = self.tokenizer.decode(tokens[:, step], previous, rope)
+            previous = self.tokenizer.decode_step(tokens[:, step], previous, rope)
             features.append(previous)
         return torch.stack(features, dim=1).unflatten(0, (batch_size, num_samples))
 
@@ -769,7 +769,7 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             token = self.predictor(queries, step_times, context_states=context_states)  # (batch * samples, 1, D)
             tokens.append(token[:, 0])
             if decode:
-                previous = self.tokenizer.decode(token[:, 0], previous, rope)
+                previous = self.tokenizer.decode_step(token[:, 0], previous, rope)
                 features.append(previous)
             if step_callback is not None:
                 step_callback(step, token[:, 0], previous if decode else None)
