@@ -26,6 +26,7 @@ import torch
 
 from _common import build_model, interleaved, machine_info, make_clip, timed, write_json
 from deltatok_hf import DeltaWorldPipeline
+from deltatok_hf.pipelines import SELECTION_METHODS
 from deltatok_hf.demo import fork_world_for, forecast_fork_clip, load_demo_pipeline
 
 # Held out from the demo model's training (seed 0), its card's evaluation (1000) and the demo's picture (2026).
@@ -36,6 +37,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="a saved pipeline with an RGB decoder (default: the demo's)")
     parser.add_argument("--num-clips", type=int, default=32)
+    parser.add_argument("--num-modes", type=int, default=3, help="the fork world's branches, as the model was trained")
+    parser.add_argument("--fork-speed", type=float, default=None, help="the fork world's disc speed, as trained")
+    parser.add_argument(
+        "--selections", nargs="+", default=["k_medoids", "farthest_point"], choices=SELECTION_METHODS,
+        help="selection methods compared (one arm each)",
+    )
     parser.add_argument("--num-samples", type=int, default=4)
     parser.add_argument("--num-candidates", type=int, default=256)
     parser.add_argument("--latent-samples", type=int, default=1000)
@@ -52,16 +59,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def world_options(args) -> dict:
+    return {"num_modes": args.num_modes, "speed": args.fork_speed}
+
+
+def select_arm(args, method: str) -> str:
+    return f"select_{method}_{args.num_samples}_of_{args.num_candidates}"
+
+
 def coverage_rows(pipe: DeltaWorldPipeline, args) -> dict:
     """Per arm: mean coverage over clips, median and total wall seconds, CPU utilisation."""
-    world = fork_world_for(pipe, args.num_clips, seed=BENCHMARK_WORLD_SEED)
-    arms = {
-        f"plain_{args.num_samples}": dict(num_samples=args.num_samples),
-        f"select_{args.num_samples}_of_{args.num_candidates}": dict(
-            num_samples=args.num_samples, num_candidates=args.num_candidates
-        ),
-        f"plain_{args.num_candidates}": dict(num_samples=args.num_candidates),
-    }
+    world = fork_world_for(pipe, args.num_clips, seed=BENCHMARK_WORLD_SEED, **world_options(args))
+    arms = {f"plain_{args.num_samples}": dict(num_samples=args.num_samples)}
+    for method in args.selections:
+        arms[select_arm(args, method)] = dict(
+            num_samples=args.num_samples, num_candidates=args.num_candidates, candidate_selection=method
+        )
+    arms[f"plain_{args.num_candidates}"] = dict(num_samples=args.num_candidates)
     forecast = lambda index, options: forecast_fork_clip(  # noqa: E731
         pipe, world, index, generator=torch.Generator(device=pipe.device).manual_seed(index), **options
     )
@@ -134,23 +148,27 @@ def main(argv=None):
     if "coverage" in args.rows:
         payload["coverage"] = coverage_rows(pipe, args)
         plain = payload["coverage"][f"plain_{args.num_samples}"]
-        selected = payload["coverage"][f"select_{args.num_samples}_of_{args.num_candidates}"]
-        payload["coverage_ratio_selected_over_plain"] = selected["mean_coverage"] / max(plain["mean_coverage"], 1e-9)
-        payload["time_ratio_selected_over_plain"] = selected["total_wall_s"] / plain["total_wall_s"]
-        payload["cpu_time_ratio_selected_over_plain"] = selected["total_cpu_s"] / plain["total_cpu_s"]
+        payload["selected_over_plain"] = {}
+        for method in args.selections:
+            selected = payload["coverage"][select_arm(args, method)]
+            payload["selected_over_plain"][method] = {
+                "coverage_ratio": selected["mean_coverage"] / max(plain["mean_coverage"], 1e-9),
+                "time_ratio": selected["total_wall_s"] / plain["total_wall_s"],
+                "cpu_time_ratio": selected["total_cpu_s"] / plain["total_cpu_s"],
+            }
         write_json(args.output, payload)
         for name, row in payload["coverage"].items():
             print(
                 f"{name}: coverage {row['mean_coverage']:.3f}, median {row['median_wall_s'] * 1000:.1f} ms/clip, "
                 f"CPU util. {row['cpu_utilisation']:.2f}"
             )
-        print(
-            f"selected / plain: coverage x{payload['coverage_ratio_selected_over_plain']:.2f} (target >= 1.3), "
-            f"time x{payload['time_ratio_selected_over_plain']:.2f} (target <= 1.1), "
-            f"CPU time x{payload['cpu_time_ratio_selected_over_plain']:.2f}"
-        )
+        for method, ratios in payload["selected_over_plain"].items():
+            print(
+                f"{method} / plain: coverage x{ratios['coverage_ratio']:.2f} (target >= 1.3), "
+                f"time x{ratios['time_ratio']:.2f} (target <= 1.1), CPU time x{ratios['cpu_time_ratio']:.2f}"
+            )
     if "latent" in args.rows:
-        world = fork_world_for(pipe, 1, seed=BENCHMARK_WORLD_SEED)
+        world = fork_world_for(pipe, 1, seed=BENCHMARK_WORLD_SEED, **world_options(args))
         item = world[0]
         context, times = item["frames"][: world.num_context_frames], item["timestamps"][: world.num_context_frames]
         payload["latent_demo"] = latent_row(pipe, context, times, args, args.repeats)

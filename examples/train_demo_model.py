@@ -58,6 +58,14 @@ def parse_args(argv=None):
     parser.add_argument("--work_dir", type=str, default="outputs/demo_model_work", help="Summary JSON of the run.")
     data = parser.add_argument_group("data")
     data.add_argument("--frame_size", type=int, default=64)
+    data.add_argument(
+        "--num_modes", type=int, default=3,
+        help="Fork-world branches (3: left / straight / right, the bundled demo's; 4 for the select-then-decode benchmark).",
+    )
+    data.add_argument(
+        "--fork_speed", type=float, default=None,
+        help="Disc speed in px per frame (default: ForkWorld's, a quarter of the frame; 4 branches at 64 px need <= 15.6).",
+    )
     data.add_argument("--num_synthetic_videos", type=int, default=512, help="Fork-world training clips.")
     data.add_argument("--num_eval_items", type=int, default=64, help="Held-out fork-world clips for the card's numbers.")
     data.add_argument("--clip_views", type=int, default=128, help="Random 5-frame views of the bundled city clip.")
@@ -110,7 +118,10 @@ def main(argv=None):
     torch.set_num_threads(args.num_threads)
     start, cpu_start = time.perf_counter(), time.process_time()
     set_seed(args.seed)
-    world_kwargs = dict(num_context_frames=args.num_context_frames, num_future_frames=1, size=args.frame_size)
+    world_kwargs = dict(
+        num_context_frames=args.num_context_frames, num_future_frames=1, size=args.frame_size, num_modes=args.num_modes,
+        speed=args.fork_speed,
+    )
     train_world = ForkWorld(args.num_synthetic_videos, seed=args.seed, **world_kwargs)
     eval_world = ForkWorld(args.num_eval_items, seed=args.seed + 1000, **world_kwargs)
     train_items = [train_world[index] for index in range(len(train_world))]

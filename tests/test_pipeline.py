@@ -444,28 +444,28 @@ def test_latent_output_skips_the_decoder_and_decoding_later_equals_decoding_at_o
         pipe.decode(latent, sample_indices=[4])
 
 
-def test_select_then_decode_returns_distinct_futures_drawn_among_the_candidates(pipe):
-    out = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, size=32, seed=2)
+@pytest.mark.parametrize("selection", ["k_medoids", "farthest_point"])
+def test_select_then_decode_returns_distinct_futures_drawn_among_the_candidates(pipe, selection):
+    from deltatok_hf.pipelines import select_candidates
+
+    out = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, candidate_selection=selection, size=32, seed=2)
     assert out.future_features.shape == (3, 3, 4, HIDDEN)
     assert len(set(out.candidate_indices.tolist())) == 3
     everything = pipe(_clip(3), fps=5, num_samples=16, size=32, seed=2)  # the same 16 draws, all decoded
     picked = out.candidate_indices
     torch.testing.assert_close(out.future_delta_tokens, everything.future_delta_tokens[picked], rtol=0, atol=0)
     torch.testing.assert_close(out.future_features, everything.future_features[picked], rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.noise, everything.noise[picked], rtol=0, atol=0)
+    # The choice is the selection method's over the whole rollout in token space, with its weights.
+    expected, weights = select_candidates(everything.future_delta_tokens.flatten(1)[None], 3, selection)
+    assert out.candidate_indices.tolist() == expected[0].tolist()
+    torch.testing.assert_close(out.candidate_weights, weights[0])
+    assert out.candidate_weights.sum().item() == pytest.approx(1.0)
+    assert everything.candidate_weights is None
     with pytest.raises(ValueError, match="num_candidates"):
         pipe(_clip(3), fps=5, num_samples=4, num_candidates=2, size=32)
-
-
-def test_farthest_point_selection_spreads_over_clusters():
-    from deltatok_hf.pipelines import farthest_point_indices
-
-    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
-    noise = 0.1 * torch.randn(15, 2, generator=torch.Generator().manual_seed(0))
-    points = (centres.repeat_interleave(5, 0) + noise)[None]
-    chosen = farthest_point_indices(points, 3)[0]
-    assert sorted((chosen // 5).tolist()) == [0, 1, 2]  # one per cluster
-    duplicates = torch.zeros(1, 4, 2)
-    assert sorted(farthest_point_indices(duplicates, 4)[0].tolist()) == [0, 1, 2, 3]  # distinct even when identical
+    with pytest.raises(ValueError, match="candidate_selection must be one of"):
+        pipe(_clip(3), fps=5, num_samples=2, num_candidates=8, candidate_selection="random", size=32)
 
 
 def test_return_dict_false_gives_tuples(pipe):

@@ -92,8 +92,9 @@ class ForkDemoClip:
     candidate_indices: torch.Tensor | None = None
 
 
-def fork_world_for(pipe: DeltaWorldPipeline, num_clips: int, seed: int = FORK_DEMO_SEED) -> ForkWorld:
-    """Fork-world clips in the pipeline's geometry: its frame size, context length and spacing, one future frame."""
+def fork_world_for(pipe: DeltaWorldPipeline, num_clips: int, seed: int = FORK_DEMO_SEED, **world_options) -> ForkWorld:
+    """Fork-world clips in the pipeline's geometry: its frame size, context length and spacing, one future frame;
+    `world_options` (`num_modes`, `speed`, `radius`) as the model was trained on (the pipeline does not record them)."""
     return ForkWorld(
         num_clips,
         num_context_frames=pipe.config.context_frames,
@@ -101,6 +102,7 @@ def fork_world_for(pipe: DeltaWorldPipeline, num_clips: int, seed: int = FORK_DE
         size=pipe.config.size,
         seed=seed,
         fps=1 / pipe.config.context_interval,
+        **world_options,
     )
 
 
@@ -111,6 +113,7 @@ def forecast_fork_clip(
     num_samples: int | None = None,
     num_candidates: int | None = None,
     generator: torch.Generator | None = None,
+    candidate_selection: str = "k_medoids",
 ) -> ForkDemoClip:
     """
     Forecast clip `index` of `world` with `pipe` (plain draws, or `num_candidates` drawn in token space and
@@ -126,6 +129,7 @@ def forecast_fork_clip(
         future_timestamps=item["timestamps"][num_context:],
         num_samples=num_samples,
         num_candidates=num_candidates,
+        candidate_selection=candidate_selection,
         generator=generator,
     )
     frames = torch.as_tensor(output.future_frames)[:, 0]  # (num_samples, H, W, 3) uint8

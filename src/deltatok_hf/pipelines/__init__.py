@@ -2,6 +2,14 @@
 
 from .pipeline_deltaworld import DeltaWorldPipeline
 from .pipeline_output import DeltaWorldPipelineOutput
-from .selection import farthest_point_indices
+from .selection import SELECTION_METHODS, candidate_weights, farthest_point_indices, k_medoids_indices, select_candidates
 
-__all__ = ["DeltaWorldPipeline", "DeltaWorldPipelineOutput", "farthest_point_indices"]
+__all__ = [
+    "SELECTION_METHODS",
+    "DeltaWorldPipeline",
+    "DeltaWorldPipelineOutput",
+    "candidate_weights",
+    "farthest_point_indices",
+    "k_medoids_indices",
+    "select_candidates",
+]

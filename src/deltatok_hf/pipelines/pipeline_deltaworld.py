@@ -28,7 +28,7 @@ from transformers import AutoModel
 from ..data.video_processor import DeltaWorldVideoProcessor, PreparedClip, is_clip_batch
 from .pipeline_output import DeltaWorldPipelineOutput
 from .postprocessing import HEAD_COMPONENTS, apply_heads_and_decoder, finish_output, to_uint8_frames, view_fields
-from .selection import farthest_point_indices
+from .selection import SELECTION_METHODS, select_candidates
 
 
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
@@ -135,7 +135,10 @@ class DeltaWorldPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ 1. checks
 
-    def check_inputs(self, video, num_samples, num_candidates, output_type, generator, seed, noise, callback_on_step_end_tensor_inputs):
+    def check_inputs(
+        self, video, num_samples, num_candidates, candidate_selection, output_type, generator, seed, noise,
+        callback_on_step_end_tensor_inputs,
+    ):  # fmt: skip
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if seed is not None and generator is not None:
@@ -147,6 +150,8 @@ class DeltaWorldPipeline(DiffusionPipeline):
             raise ValueError(f"generator is a list of {len(generator)} generators for {num_clips} clips; pass one per clip.")
         if num_samples is not None and (not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1):
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}.")
+        if candidate_selection not in SELECTION_METHODS:
+            raise ValueError(f"candidate_selection must be one of {SELECTION_METHODS}, got {candidate_selection!r}.")
         if num_candidates is not None:
             if not isinstance(num_candidates, int) or isinstance(num_candidates, bool) or num_candidates < 1:
                 raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}.")
@@ -185,6 +190,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
         read_ground_truth: bool = False,
         num_samples: int | None = None,
         num_candidates: int | None = None,
+        candidate_selection: str = "k_medoids",
         generator: torch.Generator | list[torch.Generator] | None = None,
         seed: int | None = None,
         noise: torch.Tensor | None = None,
@@ -211,7 +217,10 @@ class DeltaWorldPipeline(DiffusionPipeline):
                 for a file that continues past the context. Only the backbone sees them.
             num_samples (default: the model's `num_samples_eval`): futures per clip.
             num_candidates: draw this many futures in token space and decode only `num_samples` of them, chosen for
-                diversity (farthest-point in token space over the rollout); `candidate_indices` says which.
+                diversity in token space over the whole rollout; `candidate_indices` says which, `candidate_weights`
+                what share of the drawn futures each stands for.
+            candidate_selection: how to choose them: `"k_medoids"` (default: typical futures of different modes, the
+                largest first) or `"farthest_point"` (the most spread out, extremes included).
             generator (one, or a list with one per clip) or seed: randomness of the noise queries; noise
                 (`(num_samples, F, Dp)`, or `(num_views, num_samples, F, Dp)`): explicit noise queries.
             output_type: `"pt"`, `"np"`, `"pil"` (tensors, a labelled picture in `image`, RGB frames as PIL images) or
@@ -227,7 +236,10 @@ class DeltaWorldPipeline(DiffusionPipeline):
             `crop_box`); a batch gives a list with one such result per clip.
         """
         # 1. Check inputs.
-        self.check_inputs(video, num_samples, num_candidates, output_type, generator, seed, noise, callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            video, num_samples, num_candidates, candidate_selection, output_type, generator, seed, noise,
+            callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
         clips = list(video) if is_clip_batch(video) else [video]
         processor = self.video_processor
         if size is not None or resize_mode is not None:
@@ -263,7 +275,9 @@ class DeltaWorldPipeline(DiffusionPipeline):
                     progress_bar.update()
 
                 results.append(
-                    self._forecast_clip(clip, num_samples, num_candidates, clip_generator, noise, output_type, on_step)
+                    self._forecast_clip(
+                        clip, num_samples, num_candidates, candidate_selection, clip_generator, noise, output_type, on_step
+                    )
                 )
 
         # 5. Post-process.
@@ -274,7 +288,9 @@ class DeltaWorldPipeline(DiffusionPipeline):
         outputs = [views[0] if len(views) == 1 else views for views in outputs]
         return outputs if is_clip_batch(video) else outputs[0]
 
-    def _forecast_clip(self, clip: PreparedClip, num_samples, num_candidates, generator, noise, output_type, on_step) -> dict:
+    def _forecast_clip(
+        self, clip: PreparedClip, num_samples, num_candidates, candidate_selection, generator, noise, output_type, on_step
+    ) -> dict:
         """One clip's rollout; returns float32 CPU tensors with a leading `num_views` axis."""
         views = clip.views.to(self.device)
         num_views = views.shape[0]
@@ -298,13 +314,14 @@ class DeltaWorldPipeline(DiffusionPipeline):
             "noise": output.noise,
             "future_features": output.future_features,
             "candidate_indices": None,
+            "candidate_weights": None,
         }
         if num_candidates is not None:
             tokens = output.future_delta_tokens  # (num_views, num_candidates, F, D)
-            chosen = farthest_point_indices(tokens.flatten(2), num_samples)  # (num_views, num_samples)
+            chosen, weights = select_candidates(tokens.flatten(2), num_samples, candidate_selection)  # (num_views, num_samples)
             pick = lambda values: values.gather(1, chosen.view(*chosen.shape, *[1] * (values.ndim - 2)).expand(-1, -1, *values.shape[2:]))  # noqa: E731
             result.update(future_delta_tokens=pick(tokens), noise=None if output.noise is None else pick(output.noise))
-            result["candidate_indices"] = chosen
+            result.update(candidate_indices=chosen, candidate_weights=weights)
         if output_type != "latent" and result["future_features"] is None:
             result["future_features"] = self._decode_tokens(result["future_delta_tokens"], output.context_features[:, -1], views.shape[-2:])
         result = {key: None if value is None else value.float().cpu() for key, value in result.items()}

@@ -38,6 +38,9 @@ class DeltaWorldPipelineOutput(BaseOutput):
             The noise queries used (Best-of-Many models); feed them back through `noise=` to replay a forecast.
         candidate_indices (`torch.LongTensor` of shape `(num_samples,)`, *optional*):
             With `num_candidates=`, which of the drawn candidates were kept (and decoded), in the order of the samples.
+        candidate_weights (`torch.FloatTensor` of shape `(num_samples,)`, *optional*):
+            With `num_candidates=`, the share of the drawn candidates nearest (in token space) to each kept one: how
+            much of the model's futures each sample stands for. Sums to 1.
         context_frames (`torch.ByteTensor` of shape `(num_context_frames, height, width, 3)`):
             The context frames as the model saw them (resized / cropped), for pictures.
         frame_size (`tuple[int, int]`):
@@ -74,6 +77,7 @@ class DeltaWorldPipelineOutput(BaseOutput):
     grid_size: tuple[int, int] | None = None
     noise: torch.Tensor | np.ndarray | None = None
     candidate_indices: torch.Tensor | np.ndarray | None = None
+    candidate_weights: torch.Tensor | np.ndarray | None = None
     context_frames: torch.Tensor | np.ndarray | None = None
     frame_size: tuple[int, int] | None = None
     crop_box: tuple[int, int, int, int] | None = None

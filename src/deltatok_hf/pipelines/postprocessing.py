@@ -22,7 +22,7 @@ HEAD_MAP_SOURCES = {
 }
 PER_VIEW_FIELDS = (
     "future_features", "mean_future_features", "future_delta_tokens", "context_delta_tokens", "context_features",
-    "noise", "candidate_indices", "ground_truth_features", "future_frames", "mean_future_frames",
+    "noise", "candidate_indices", "candidate_weights", "ground_truth_features", "future_frames", "mean_future_frames",
 ) + tuple(HEAD_MAP_SOURCES)  # fmt: skip
 
 

@@ -1,17 +1,96 @@
-"""Choosing a few diverse futures among many drawn ones, in token space (select-then-decode)."""
+"""Choosing a few diverse futures among many drawn ones, in token space (select-then-decode).
+
+Every method works on the pairwise Euclidean distances of the candidates (computed once) and returns distinct
+candidate indices; [`select_candidates`] also gives each chosen one's weight, the share of the candidates nearest to
+it.
+"""
 
 from __future__ import annotations
 
 import torch
+from torch.nn.functional import one_hot
 
 
-SELECTION_METHODS = ("farthest_point",)
+SELECTION_METHODS = ("k_medoids", "farthest_point")
+
+
+def _check_selection(candidates: torch.Tensor, num_selected: int) -> None:
+    if not isinstance(candidates, torch.Tensor) or candidates.ndim != 3:
+        shape = tuple(candidates.shape) if isinstance(candidates, torch.Tensor) else type(candidates).__name__
+        raise ValueError(f"candidates must be a (batch_size, num_candidates, dim) tensor, got {shape}.")
+    if isinstance(num_selected, bool) or not isinstance(num_selected, int) or not 1 <= num_selected <= candidates.shape[1]:
+        raise ValueError(
+            f"num_selected must be an integer in [1, {candidates.shape[1]}] (the number of candidates), got {num_selected!r}."
+        )
+
+
+def _pairwise_distances(candidates: torch.Tensor) -> torch.Tensor:
+    """`(batch, n, dim)` -> `(batch, n, n)` float32 Euclidean distances (symmetric: row i = distances from i)."""
+    return torch.cdist(candidates.float(), candidates.float())
+
+
+def _rows(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Distances from each chosen candidate to every candidate: `(batch, num_chosen, n)`."""
+    return distances.gather(1, chosen[:, :, None].expand(-1, -1, distances.shape[2]))
+
+
+def _assign(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """
+    Cluster of every candidate: the position in `chosen` of its nearest chosen candidate `(batch, n)`. A chosen
+    candidate always belongs to its own cluster, even when another chosen one is identical to it, so none is empty.
+    """
+    labels = _rows(distances, chosen).min(1).indices
+    return labels.scatter(1, chosen, torch.arange(chosen.shape[1], device=chosen.device).expand_as(chosen))
+
+
+def _farthest_point(distances: torch.Tensor, num_selected: int) -> torch.Tensor:
+    batch_size, num_candidates, _ = distances.shape
+    # Start from the candidate with the least total distance to the others (a typical future).
+    chosen = [distances.sum(2).argmin(1)]
+    nearest_chosen = _rows(distances, chosen[0][:, None])[:, 0]
+    for _ in range(num_selected - 1):
+        # Chosen ones are marked below every distance, so even identical candidates are never picked twice.
+        nearest_chosen = nearest_chosen.scatter(1, chosen[-1][:, None], -1.0)
+        following = nearest_chosen.argmax(1)  # (batch,)
+        chosen.append(following)
+        nearest_chosen = torch.minimum(nearest_chosen, _rows(distances, following[:, None])[:, 0])
+    return torch.stack(chosen, dim=1)
+
+
+def _k_medoids(distances: torch.Tensor, num_selected: int, max_iterations: int) -> torch.Tensor:
+    batch_size, num_candidates, _ = distances.shape
+    # Greedy build: each new medoid lowers the total distance of every candidate to its nearest medoid the most.
+    nearest = torch.full((batch_size, num_candidates), float("inf"), device=distances.device)
+    taken = torch.zeros(batch_size, num_candidates, dtype=torch.bool, device=distances.device)
+    chosen = []
+    for _ in range(num_selected):
+        total = torch.minimum(nearest[:, None, :], distances).sum(2)  # (batch, n): the total if candidate i joined
+        following = total.masked_fill(taken, float("inf")).argmin(1)
+        chosen.append(following)
+        taken.scatter_(1, following[:, None], True)
+        nearest = torch.minimum(nearest, _rows(distances, following[:, None])[:, 0])
+    medoids = torch.stack(chosen, dim=1)  # (batch, selected)
+    # Alternating refinement: assign to the nearest medoid, move each medoid to the member of its group with the least
+    # total distance to the group, until nothing moves.
+    for _ in range(max_iterations):
+        members = one_hot(_assign(distances, medoids), num_selected).transpose(1, 2).to(distances.dtype)  # (b, k, n)
+        within = (members @ distances).masked_fill(members == 0, float("inf"))  # (b, k, n): total to group k
+        updated = within.argmin(2)
+        if torch.equal(updated, medoids):
+            break
+        medoids = updated
+    return medoids
+
+
+def _weights(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    return one_hot(_assign(distances, chosen), chosen.shape[1]).float().mean(1)
 
 
 def farthest_point_indices(candidates: torch.Tensor, num_selected: int) -> torch.Tensor:
     """
-    Greedy farthest-point selection: start from the candidate nearest to the candidates' mean (a typical future),
-    then repeatedly add the candidate farthest (Euclidean) from everything chosen so far. Deterministic.
+    Greedy farthest-point selection: start from the candidate with the least total distance to the others (a typical
+    future), then repeatedly add the candidate farthest (Euclidean) from everything chosen so far. Spreads the choice
+    as wide as it goes, outliers included. Deterministic.
 
     Args:
         candidates (`torch.Tensor` of shape `(batch_size, num_candidates, dim)`): one vector per candidate, e.g. a
@@ -21,23 +100,70 @@ def farthest_point_indices(candidates: torch.Tensor, num_selected: int) -> torch
     Returns:
         `torch.LongTensor` of shape `(batch_size, num_selected)`: distinct candidate indices, in the order chosen.
     """
-    batch_size, num_candidates, _ = candidates.shape
-    if not 1 <= num_selected <= num_candidates:
-        raise ValueError(f"num_selected must be in [1, {num_candidates}] (the number of candidates), got {num_selected}.")
-    candidates = candidates.float()
-    distances = torch.cdist(candidates, candidates)  # (batch_size, num_candidates, num_candidates)
-    to_mean = (candidates - candidates.mean(1, keepdim=True)).norm(dim=-1)  # (batch_size, num_candidates)
-    chosen = [to_mean.argmin(1)]
-    nearest_chosen = distances.gather(1, chosen[0][:, None, None].expand(-1, 1, num_candidates))[:, 0]
-    nearest_chosen.scatter_(1, chosen[0][:, None], -1.0)
-    for _ in range(num_selected - 1):
-        following = nearest_chosen.argmax(1)  # (batch_size,)
-        chosen.append(following)
-        from_following = distances.gather(1, following[:, None, None].expand(-1, 1, num_candidates))[:, 0]
-        nearest_chosen = torch.minimum(nearest_chosen, from_following)
-        # Chosen ones are marked below every distance, so even identical candidates are never picked twice.
-        nearest_chosen.scatter_(1, following[:, None], -1.0)
-    return torch.stack(chosen, dim=1)
+    _check_selection(candidates, num_selected)
+    return _farthest_point(_pairwise_distances(candidates), num_selected)
 
 
-__all__ = ["SELECTION_METHODS", "farthest_point_indices"]
+def k_medoids_indices(candidates: torch.Tensor, num_selected: int, max_iterations: int = 20) -> torch.Tensor:
+    """
+    k-medoids: `num_selected` candidates that each stand for a group of the others (a mode of the futures), so the
+    chosen ones are typical futures of different modes rather than the most extreme ones. Greedy start (PAM's build
+    step: each new medoid is the candidate that lowers the total distance of every candidate to its nearest medoid the
+    most), then alternating refinement (assign every candidate to its nearest medoid; move each medoid to the member
+    of its group with the least total distance to the group) until nothing moves. Deterministic.
+
+    Args:
+        candidates (`torch.Tensor` of shape `(batch_size, num_candidates, dim)`): one vector per candidate.
+        num_selected (`int`): how many to keep, `1 <= num_selected <= num_candidates`.
+        max_iterations (`int`, *optional*, defaults to 20): refinement rounds at most.
+
+    Returns:
+        `torch.LongTensor` of shape `(batch_size, num_selected)`: distinct candidate indices, the largest group first
+        ([`candidate_weights`] gives the groups' shares).
+    """
+    _check_selection(candidates, num_selected)
+    return select_candidates(candidates, num_selected, "k_medoids", max_iterations=max_iterations)[0]
+
+
+def candidate_weights(candidates: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """
+    The share of all candidates nearest to each chosen one: how much of the drawn futures each kept future stands for
+    (an estimate of the model's probability of that mode, given enough candidates).
+
+    Args:
+        candidates (`torch.Tensor` of shape `(batch_size, num_candidates, dim)`).
+        chosen (`torch.LongTensor` of shape `(batch_size, num_selected)`): distinct candidate indices.
+
+    Returns:
+        `torch.FloatTensor` of shape `(batch_size, num_selected)`, each row summing to 1.
+    """
+    _check_selection(candidates, chosen.shape[1])
+    return _weights(_pairwise_distances(candidates), chosen)
+
+
+def select_candidates(
+    candidates: torch.Tensor, num_selected: int, method: str = "k_medoids", max_iterations: int = 20
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    `num_selected` diverse candidates by `method` (one of `SELECTION_METHODS`; `max_iterations` for k-medoids), with
+    the distances computed once.
+
+    Returns:
+        `(indices, weights)`, each `(batch_size, num_selected)`: distinct candidate indices (k-medoids: the largest
+        group first; farthest-point: in the order chosen) and [`candidate_weights`].
+    """
+    if method not in SELECTION_METHODS:
+        raise ValueError(f"Unknown selection method {method!r}; choose one of {SELECTION_METHODS}.")
+    _check_selection(candidates, num_selected)
+    distances = _pairwise_distances(candidates)
+    if method == "farthest_point":
+        chosen = _farthest_point(distances, num_selected)
+        return chosen, _weights(distances, chosen)
+    chosen = _k_medoids(distances, num_selected, max_iterations)
+    weights = _weights(distances, chosen)
+    # Largest group first; ties keep the order found (a stable sort).
+    order = torch.sort(weights, dim=1, descending=True, stable=True).indices
+    return chosen.gather(1, order), weights.gather(1, order)
+
+
+__all__ = ["SELECTION_METHODS", "candidate_weights", "farthest_point_indices", "k_medoids_indices", "select_candidates"]

@@ -322,6 +322,8 @@ class DeltaTokModel(DeltaTokBackboneLoadingMixin, DeltaTokPreTrainedModel):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         # Black-frame features per (resolution, device, dtype, backbone weights); see `black_frame_features`.
         self._black_frame_cache: dict = {}
+        # Patch RoPE tables per (height, width, device, dtype), outside train-mode augmentation; see `position_embeddings`.
+        self._position_cache: dict = {}
         self.post_init()
 
     # ------------------------------------------------------------------ modes and loading
@@ -427,13 +429,27 @@ class DeltaTokModel(DeltaTokBackboneLoadingMixin, DeltaTokPreTrainedModel):
         return cached
 
     def position_embeddings(self, height: int, width: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """2-D patch RoPE `(cos, sin)`, each `(num_patches, head_dim)`; one random rescale draw in train mode."""
+        """
+        2-D patch RoPE `(cos, sin)`, each `(num_patches, head_dim)`; one random rescale draw in train mode. Without the
+        augmentation the tables only depend on the frame size, device and dtype, so they are computed once per size
+        (a rollout asks for them at every call).
+        """
         self.grid_size(height, width)
-        device = device if device is not None else self.z_embed.weight.device
+        device = torch.device(device) if device is not None else self.z_embed.weight.device
+        dtype = self.z_embed.weight.dtype
+        cacheable = not self.rope_embeddings.training
+        # Tables made under inference_mode cannot be saved for a later backward pass, so they are kept apart.
+        key = (height, width, str(device), dtype, torch.is_inference_mode_enabled())
+        if cacheable and key in self._position_cache:
+            return self._position_cache[key]
         placeholder = torch.zeros(1, 3, height, width, device=device)
         cos, sin = self.rope_embeddings(placeholder)
-        dtype = self.z_embed.weight.dtype
-        return cos.to(dtype), sin.to(dtype)
+        tables = (cos.to(dtype), sin.to(dtype))
+        if cacheable:
+            if len(self._position_cache) >= 8:
+                self._position_cache.clear()
+            self._position_cache[key] = tables
+        return tables
 
     def _resolve_position_embeddings(self, position_embeddings, grid_size, num_patches: int):
         if position_embeddings is not None:

@@ -164,12 +164,52 @@ class DeltaWorldCrossAttention(nn.Module):
         query_rotation: tuple[torch.Tensor, torch.Tensor],
         rope: DeltaWorldTimeRotaryEmbedding,
         attention_mask: torch.Tensor | None = None,
+        sample_states: tuple[torch.Tensor, torch.Tensor] | None = None,
+        num_samples: int = 1,
     ) -> torch.Tensor:
+        """
+        `queries (batch, num_queries, Dp)` attend to `key`/`value` `(batch, heads, num_context, head)`. In a rollout,
+        `queries` are `(clips * num_samples, num_queries, Dp)` (sample index fastest) while `key`/`value` are per clip
+        `(clips, ...)`, shared by its samples, and `sample_states` holds each sample's own keys/values `(clips *
+        num_samples, heads, num_own, head)` (the tokens it predicted so far), so the shared context is never copied
+        per sample.
+        """
         batch_size, num_queries, hidden_size = queries.shape
         query = rope.rotate(self._split_heads(self.q_proj(queries)), query_rotation)
-        attention = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        if num_samples == 1 and sample_states is None:
+            attention = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        else:
+            if attention_mask is not None:
+                raise ValueError("A rollout over shared context states takes no attention_mask.")
+            attention = self._attend_shared(query, key, value, sample_states, num_samples)
         # (batch, heads, num_queries, head_size) -> (batch, num_queries, hidden)
         return self.out_proj(attention.transpose(1, 2).reshape(batch_size, num_queries, hidden_size))
+
+    @staticmethod
+    def _attend_shared(query, key, value, sample_states, num_samples: int) -> torch.Tensor:
+        """Attention of `(clips * S, heads, Q, head)` queries over per-clip `key`/`value` plus per-sample states."""
+        clips, num_heads, _, head_size = key.shape
+        num_queries = query.shape[2]
+        # Every sample's queries of a clip side by side: (clips, heads, S * Q, head).
+        folded = query.unflatten(0, (clips, num_samples)).transpose(1, 2).flatten(2, 3)
+        if sample_states is None:
+            attention = F.scaled_dot_product_attention(folded, key, value)
+        else:
+            own_key, own_value = (
+                states.unflatten(0, (clips, num_samples)).transpose(1, 2) for states in sample_states
+            )  # (clips, heads, S, own, head)
+            rows = folded.unflatten(2, (num_samples, num_queries))  # (clips, heads, S, Q, head)
+            scale = head_size**-0.5
+            shared_scores = (folded @ key.transpose(-1, -2)).unflatten(2, (num_samples, num_queries))
+            own_scores = rows @ own_key.transpose(-1, -2)  # (clips, heads, S, Q, own)
+            # Softmax over [shared context; own tokens] in float32 (what SDPA accumulates in), as one distribution.
+            weights = (torch.cat((shared_scores, own_scores), dim=-1) * scale).softmax(-1, dtype=torch.float32)
+            weights = weights.to(value.dtype)
+            num_shared = key.shape[2]
+            shared = (weights[..., :num_shared].flatten(2, 3) @ value).unflatten(2, (num_samples, num_queries))
+            attention = (shared + weights[..., num_shared:] @ own_value).flatten(2, 3)
+        # Back to one row per sample: (clips * S, heads, Q, head).
+        return attention.unflatten(2, (num_samples, num_queries)).transpose(1, 2).flatten(0, 1)
 
 
 class DeltaWorldMLP(nn.Module):
@@ -195,8 +235,12 @@ class DeltaWorldLayer(GradientCheckpointingLayer):
         self.mlp = DeltaWorldMLP(config)
         self.layer_scale2 = DeltaTokLayerScale(config.hidden_size, config.layer_scale_init)
 
-    def forward(self, queries, key, value, query_rotation, rope, attention_mask=None) -> torch.Tensor:
-        attention = self.attention(self.norm1(queries), key, value, query_rotation, rope, attention_mask)
+    def forward(
+        self, queries, key, value, query_rotation, rope, attention_mask=None, sample_states=None, num_samples: int = 1
+    ) -> torch.Tensor:
+        attention = self.attention(
+            self.norm1(queries), key, value, query_rotation, rope, attention_mask, sample_states, num_samples
+        )
         queries = queries + self.layer_scale1(attention)
         return queries + self.layer_scale2(self.mlp(self.norm2(queries)))
 
@@ -227,6 +271,8 @@ class DeltaWorldPredictor(nn.Module):
         context_timestamps: torch.Tensor | None = None,
         context_states: ContextStates | None = None,
         attention_mask: torch.Tensor | None = None,
+        sample_states: ContextStates | None = None,
+        num_samples: int = 1,
     ) -> torch.Tensor:
         """
         Args:
@@ -235,6 +281,10 @@ class DeltaWorldPredictor(nn.Module):
             context / context_timestamps: `(batch, num_context, D)` / `(batch, num_context)`; or
             context_states: precomputed [`project_context`] output.
             attention_mask: additive float mask broadcastable to `(batch, heads, num_queries, num_context)`.
+            sample_states / num_samples: a rollout of `num_samples` futures per clip: `queries` and `query_timestamps`
+                have `clips * num_samples` rows (sample index fastest), the context is per clip (shared by its
+                samples, never copied), and `sample_states` (per block, like `context_states`, with `clips *
+                num_samples` rows) are the samples' own predicted tokens so far.
         Returns:
             `(batch, num_queries, D)` predicted delta tokens.
         """
@@ -242,8 +292,9 @@ class DeltaWorldPredictor(nn.Module):
             context_states = self.project_context(context, context_timestamps)
         query_rotation = self.rotary(query_timestamps)
         hidden_states = queries
-        for block, (key, value) in zip(self.blocks, context_states):
-            hidden_states = block(hidden_states, key, value, query_rotation, self.rotary, attention_mask)
+        own_states = sample_states if sample_states is not None else [None] * len(self.blocks)
+        for block, (key, value), own in zip(self.blocks, context_states, own_states):
+            hidden_states = block(hidden_states, key, value, query_rotation, self.rotary, attention_mask, own, num_samples)
         return self.head(self.norm(hidden_states))
 
 
@@ -396,11 +447,6 @@ def _training_query_fields(selected, candidate_losses, best_indices, candidate_q
         "candidate_queries": candidate_queries,
         "candidate_predictions": candidate_predictions,
     }
-
-
-def _repeat_context_states(context_states: ContextStates, num_samples: int) -> ContextStates:
-    """Per-clip keys/values -> per (clip, sample), sample index the fast axis."""
-    return [(key.repeat_interleave(num_samples, 0), value.repeat_interleave(num_samples, 0)) for key, value in context_states]
 
 
 def _append_context_states(context_states: ContextStates, new_states: ContextStates) -> ContextStates:
@@ -750,8 +796,10 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         dtype = self.predictor.head.weight.dtype
         context_tokens = delta_tokens.to(dtype)
 
-        # 3. Context keys/values: projected once per clip, then shared by its samples (sample index is the fast axis).
-        context_states = _repeat_context_states(self.predictor.project_context(context_tokens, timestamps), num_samples)
+        # 3. Context keys/values: projected once per clip and shared by its samples (never copied per sample); each
+        # sample's own predicted tokens get their keys/values in `sample_states` (sample index is the fast axis).
+        context_states = self.predictor.project_context(context_tokens, timestamps)
+        sample_states = None
         previous = None
         if decode:
             previous = last_features.to(dtype).repeat_interleave(num_samples, 0)
@@ -766,7 +814,9 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             )  # (batch * samples, 1, Dp)
             if step_noise is not None:
                 noises.append(step_noise)  # (batch, samples, Dp)
-            token = self.predictor(queries, step_times, context_states=context_states)  # (batch * samples, 1, D)
+            token = self.predictor(
+                queries, step_times, context_states=context_states, sample_states=sample_states, num_samples=num_samples
+            )  # (batch * samples, 1, D)
             tokens.append(token[:, 0])
             if decode:
                 previous = self.tokenizer.decode_step(token[:, 0], previous, rope)
@@ -774,7 +824,8 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
             if step_callback is not None:
                 step_callback(step, token[:, 0], previous if decode else None)
             if step + 1 < num_future:
-                context_states = _append_context_states(context_states, self.predictor.project_context(token, step_times))
+                new_states = self.predictor.project_context(token, step_times)
+                sample_states = new_states if sample_states is None else _append_context_states(sample_states, new_states)
 
         # 5. Shape the outputs per clip and sample.
         future_tokens = torch.stack(tokens, dim=1).unflatten(0, (batch_size, num_samples))

@@ -37,7 +37,6 @@ from ..deltaworld.modeling_deltaworld import (
     _check_future_timestamps,
     _check_noise_shape,
     _check_timestamps,
-    _repeat_context_states,
     _resolve_num_samples,
     _rollout_step_queries,
     _select_training_queries,
@@ -445,13 +444,13 @@ class DinoWorldForForecasting(DeltaTokBackboneLoadingMixin, DinoWorldPreTrainedM
                 raise ValueError("noise is only used by Best-of-Many models (use_best_of_many=True).")
             _check_noise_shape(noise, batch_size, num_samples, num_future, self.config.hidden_size)
 
-        # 2. Context keys/values: projected once per clip, shared by its samples (sample index is the fast axis).
+        # 2. Context keys/values: projected once per clip and shared by its samples (never copied per sample); each
+        # sample's own predicted frames get theirs in `sample_states` (sample index is the fast axis).
         dtype = self.predictor.head.weight.dtype
         coordinates = spatial_coordinates(rows, columns, device)  # (N, 2)
         context_positions = token_positions(timestamps, coordinates)  # (batch, C * N, 3)
-        context_states = _repeat_context_states(
-            self.predictor.project_context(context_features.to(dtype).flatten(1, 2), context_positions), num_samples
-        )
+        context_states = self.predictor.project_context(context_features.to(dtype).flatten(1, 2), context_positions)
+        sample_states = None
         future_times = future_timestamps.repeat_interleave(num_samples, 0)  # (batch * samples, F)
 
         # 3. Roll out: every query token of a step sees every context token (no mask) and never another query.
@@ -464,14 +463,15 @@ class DinoWorldForForecasting(DeltaTokBackboneLoadingMixin, DinoWorldPreTrainedM
             if step_noise is not None:
                 noises.append(step_noise)  # (batch, samples, Dp)
             queries = vectors.expand(-1, num_patches, -1)  # (batch * samples, N, Dp)
-            predicted = self.predictor(queries, step_positions, context_states=context_states)  # (batch * samples, N, D)
+            predicted = self.predictor(
+                queries, step_positions, context_states=context_states, sample_states=sample_states, num_samples=num_samples
+            )  # (batch * samples, N, D)
             predictions.append(predicted)
             if step_callback is not None:
                 step_callback(step, None, predicted)
             if step + 1 < num_future:
-                context_states = _append_context_states(
-                    context_states, self.predictor.project_context(predicted, step_positions)
-                )
+                new_states = self.predictor.project_context(predicted, step_positions)
+                sample_states = new_states if sample_states is None else _append_context_states(sample_states, new_states)
 
         # 4. Shape per clip and sample.
         future_features = torch.stack(predictions, dim=1).unflatten(0, (batch_size, num_samples))
