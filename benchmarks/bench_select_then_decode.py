@@ -45,6 +45,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--num-samples", type=int, default=4)
     parser.add_argument("--num-candidates", type=int, default=256)
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip the arm that decodes all candidates (the coverage ceiling)"
+    )
+    parser.add_argument("--tune-allocator", action="store_true", help="call tune_cpu_allocator() first")
     parser.add_argument("--latent-samples", type=int, default=1000)
     parser.add_argument("--decoded-samples", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5, help="latent rows: timed rounds after one warm-up")
@@ -75,7 +79,8 @@ def coverage_rows(pipe: DeltaWorldPipeline, args) -> dict:
         arms[select_arm(args, method)] = dict(
             num_samples=args.num_samples, num_candidates=args.num_candidates, candidate_selection=method
         )
-    arms[f"plain_{args.num_candidates}"] = dict(num_samples=args.num_candidates)
+    if not args.no_ceiling:
+        arms[f"plain_{args.num_candidates}"] = dict(num_samples=args.num_candidates)
     forecast = lambda index, options: forecast_fork_clip(  # noqa: E731
         pipe, world, index, generator=torch.Generator(device=pipe.device).manual_seed(index), **options
     )
@@ -136,6 +141,10 @@ def select_row(pipe: DeltaWorldPipeline, frames, timestamps, args, repeats: int)
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.tune_allocator:
+        from deltatok_hf import tune_cpu_allocator
+
+        args.tune_allocator = tune_cpu_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     demo = load_demo_pipeline() if args.model is None else load_demo_pipeline(args.model)

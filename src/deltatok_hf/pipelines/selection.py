@@ -8,7 +8,6 @@ it.
 from __future__ import annotations
 
 import torch
-from torch.nn.functional import one_hot
 
 
 SELECTION_METHODS = ("k_medoids", "farthest_point")
@@ -25,8 +24,12 @@ def _check_selection(candidates: torch.Tensor, num_selected: int) -> None:
 
 
 def _pairwise_distances(candidates: torch.Tensor) -> torch.Tensor:
-    """`(batch, n, dim)` -> `(batch, n, n)` float32 Euclidean distances (symmetric: row i = distances from i)."""
-    return torch.cdist(candidates.float(), candidates.float())
+    """`(batch, n, dim)` -> `(batch, n, n)` float32 Euclidean distances (symmetric: row i = distances from i), as
+    `sqrt(|a|² + |b|² - 2 a·b)` with one batched matmul."""
+    candidates = candidates.float()
+    squared = candidates.square().sum(-1)  # (batch, n)
+    products = torch.baddbmm(squared[:, :, None] + squared[:, None, :], candidates, candidates.transpose(1, 2), alpha=-2)
+    return products.clamp_min_(0).sqrt_()
 
 
 def _rows(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
@@ -57,33 +60,44 @@ def _farthest_point(distances: torch.Tensor, num_selected: int) -> torch.Tensor:
     return torch.stack(chosen, dim=1)
 
 
-def _k_medoids(distances: torch.Tensor, num_selected: int, max_iterations: int) -> torch.Tensor:
-    batch_size, num_candidates, _ = distances.shape
-    # Greedy build: each new medoid lowers the total distance of every candidate to its nearest medoid the most.
-    nearest = torch.full((batch_size, num_candidates), float("inf"), device=distances.device)
-    taken = torch.zeros(batch_size, num_candidates, dtype=torch.bool, device=distances.device)
-    chosen = []
-    for _ in range(num_selected):
+def _k_medoids(distances: torch.Tensor, num_selected: int, max_iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Medoids `(batch, k)` and every candidate's cluster `(batch, n)` (see [`k_medoids_indices`])."""
+    # Greedy build: the first medoid has the least total distance to all; each next one lowers the total distance of
+    # every candidate to its nearest medoid the most.
+    first = distances.sum(2).argmin(1)  # (batch,)
+    chosen = [first]
+    nearest = _rows(distances, first[:, None])[:, 0]  # (batch, n): distance to the nearest medoid so far
+    taken = torch.zeros_like(nearest, dtype=torch.bool).scatter_(1, first[:, None], True)
+    for _ in range(num_selected - 1):
         total = torch.minimum(nearest[:, None, :], distances).sum(2)  # (batch, n): the total if candidate i joined
-        following = total.masked_fill(taken, float("inf")).argmin(1)
+        following = total.masked_fill_(taken, float("inf")).argmin(1)
         chosen.append(following)
         taken.scatter_(1, following[:, None], True)
         nearest = torch.minimum(nearest, _rows(distances, following[:, None])[:, 0])
     medoids = torch.stack(chosen, dim=1)  # (batch, selected)
     # Alternating refinement: assign to the nearest medoid, move each medoid to the member of its group with the least
     # total distance to the group, until nothing moves.
+    labels = _assign(distances, medoids)
     for _ in range(max_iterations):
-        members = one_hot(_assign(distances, medoids), num_selected).transpose(1, 2).to(distances.dtype)  # (b, k, n)
-        within = (members @ distances).masked_fill(members == 0, float("inf"))  # (b, k, n): total to group k
+        members = _membership(labels, num_selected)  # (batch, k, n)
+        within = (members @ distances).masked_fill_(members == 0, float("inf"))  # (batch, k, n): total to group k
         updated = within.argmin(2)
         if torch.equal(updated, medoids):
             break
         medoids = updated
-    return medoids
+        labels = _assign(distances, medoids)
+    return medoids, labels
 
 
-def _weights(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    return one_hot(_assign(distances, chosen), chosen.shape[1]).float().mean(1)
+def _membership(labels: torch.Tensor, num_selected: int) -> torch.Tensor:
+    """Clusters `(batch, n)` -> float32 membership `(batch, num_selected, n)` (1 where candidate j is in cluster k)."""
+    batch_size, num_candidates = labels.shape
+    return torch.zeros(batch_size, num_selected, num_candidates, device=labels.device).scatter_(1, labels[:, None], 1.0)
+
+
+def _weights(labels: torch.Tensor, num_selected: int) -> torch.Tensor:
+    """Clusters `(batch, n)` -> the share of the candidates in each `(batch, num_selected)`."""
+    return _membership(labels, num_selected).mean(2)
 
 
 def farthest_point_indices(candidates: torch.Tensor, num_selected: int) -> torch.Tensor:
@@ -138,7 +152,7 @@ def candidate_weights(candidates: torch.Tensor, chosen: torch.Tensor) -> torch.T
         `torch.FloatTensor` of shape `(batch_size, num_selected)`, each row summing to 1.
     """
     _check_selection(candidates, chosen.shape[1])
-    return _weights(_pairwise_distances(candidates), chosen)
+    return _weights(_assign(_pairwise_distances(candidates), chosen), chosen.shape[1])
 
 
 def select_candidates(
@@ -158,9 +172,9 @@ def select_candidates(
     distances = _pairwise_distances(candidates)
     if method == "farthest_point":
         chosen = _farthest_point(distances, num_selected)
-        return chosen, _weights(distances, chosen)
-    chosen = _k_medoids(distances, num_selected, max_iterations)
-    weights = _weights(distances, chosen)
+        return chosen, _weights(_assign(distances, chosen), num_selected)
+    chosen, labels = _k_medoids(distances, num_selected, max_iterations)
+    weights = _weights(labels, num_selected)
     # Largest group first; ties keep the order found (a stable sort).
     order = torch.sort(weights, dim=1, descending=True, stable=True).indices
     return chosen.gather(1, order), weights.gather(1, order)
