@@ -27,6 +27,7 @@ import torch
 from _common import build_model, interleaved, machine_info, make_clip, timed, write_json
 from deltatok_hf import DeltaWorldPipeline
 from deltatok_hf.pipelines import SELECTION_METHODS
+from deltatok_hf.data import ForkWorld
 from deltatok_hf.demo import fork_world_for, forecast_fork_clip, load_demo_pipeline
 
 # Held out from the demo model's training (seed 0), its card's evaluation (1000) and the demo's picture (2026).
@@ -53,9 +54,13 @@ def parse_args(argv=None):
     parser.add_argument("--decoded-samples", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5, help="latent rows: timed rounds after one warm-up")
     parser.add_argument(
-        "--rows", nargs="+", default=["coverage", "latent"], choices=("coverage", "latent", "vitb_latent", "vitb_select"),
-        help="what to measure; vitb_*: ViT-B sizes with random weights on random 256 px frames (speed only)",
+        "--rows", nargs="+", default=["coverage", "latent"],
+        choices=("coverage", "latent", "sizes", "vitb_latent", "vitb_select"),
+        help="what to measure; sizes: the time ratio of the coverage arms at several frame sizes; vitb_*: ViT-B sizes "
+        "with random weights on random 256 px frames (speed only)",
     )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="frame sizes of the sizes row")
+    parser.add_argument("--size-repeats", type=int, default=30, help="sizes row: timed rounds after one warm-up")
     parser.add_argument("--vitb-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
@@ -119,6 +124,39 @@ def compare_calls(pipe: DeltaWorldPipeline, frames, timestamps, arms: dict[str, 
     return result
 
 
+def sizes_row(pipe: DeltaWorldPipeline, args) -> dict:
+    """
+    Time only: N plain draws vs N of `num_candidates` (the selection methods), one future frame, on a fork-world clip
+    rendered at each of `args.sizes` and fed at that size (the model runs at any multiple of its patch size; more
+    patches make decoding dearer while the predictor's cost per candidate stays the same). The weights do not change
+    the time, so these rows say nothing about coverage at sizes the model was not trained on.
+    """
+    rows = {}
+    for size in args.sizes:
+        item = ForkWorld(1, num_context_frames=pipe.config.context_frames, size=size, fps=1 / pipe.config.context_interval)[0]
+        context = pipe.config.context_frames
+        frames, times, future = item["frames"][:context], item["timestamps"][:context], item["timestamps"][context:]
+        call = lambda options: pipe(frames, timestamps=times, future_timestamps=future, size=size, seed=0, **options)  # noqa: E731
+        arms = {f"plain_{args.num_samples}": dict(num_samples=args.num_samples)}
+        for method in args.selections:
+            arms[select_arm(args, method)] = dict(
+                num_samples=args.num_samples, num_candidates=args.num_candidates, candidate_selection=method
+            )
+        functions = {name: (lambda options=options: call(options).future_delta_tokens.shape) for name, options in arms.items()}
+        result = interleaved(functions, repeats=args.size_repeats, warmup=1, device=args.device)
+        result.pop("outputs")
+        plain = result[f"plain_{args.num_samples}"]
+        result["selected_over_plain"] = {
+            method: {
+                "time_ratio": result[select_arm(args, method)]["median_s"] / plain["median_s"],
+                "cpu_time_ratio": result[select_arm(args, method)]["median_cpu_s"] / plain["median_cpu_s"],
+            }
+            for method in args.selections
+        }
+        rows[str(size)] = result
+    return rows
+
+
 def latent_row(pipe: DeltaWorldPipeline, frames, timestamps, args, repeats: int) -> dict:
     """`latent_samples` futures x 3 steps as delta tokens vs a decoded `decoded_samples`-sample 3-step forecast."""
     arms = {
@@ -176,6 +214,12 @@ def main(argv=None):
                 f"{method} / plain: coverage x{ratios['coverage_ratio']:.2f} (target >= 1.3), "
                 f"time x{ratios['time_ratio']:.2f} (target <= 1.1), CPU time x{ratios['cpu_time_ratio']:.2f}"
             )
+    if "sizes" in args.rows:
+        payload["sizes"] = sizes_row(pipe, args)
+        write_json(args.output, payload)
+        for size, row in payload["sizes"].items():
+            ratios = ", ".join(f"{method} x{r['time_ratio']:.2f} (CPU x{r['cpu_time_ratio']:.2f})" for method, r in row["selected_over_plain"].items())
+            print(f"{size} px: plain {row[f'plain_{args.num_samples}']['median_s'] * 1000:.1f} ms; {ratios}")
     if "latent" in args.rows:
         world = fork_world_for(pipe, 1, seed=BENCHMARK_WORLD_SEED, **world_options(args))
         item = world[0]

@@ -68,8 +68,9 @@ def _k_medoids(distances: torch.Tensor, num_selected: int, max_iterations: int) 
     chosen = [first]
     nearest = _rows(distances, first[:, None])[:, 0]  # (batch, n): distance to the nearest medoid so far
     taken = torch.zeros_like(nearest, dtype=torch.bool).scatter_(1, first[:, None], True)
+    scratch = torch.empty_like(distances)  # one (batch, n, n) buffer for every build step
     for _ in range(num_selected - 1):
-        total = torch.minimum(nearest[:, None, :], distances).sum(2)  # (batch, n): the total if candidate i joined
+        total = torch.minimum(nearest[:, None, :], distances, out=scratch).sum(2)  # (batch, n): the total if i joined
         following = total.masked_fill_(taken, float("inf")).argmin(1)
         chosen.append(following)
         taken.scatter_(1, following[:, None], True)

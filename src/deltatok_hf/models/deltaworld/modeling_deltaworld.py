@@ -168,48 +168,42 @@ class DeltaWorldCrossAttention(nn.Module):
         num_samples: int = 1,
     ) -> torch.Tensor:
         """
-        `queries (batch, num_queries, Dp)` attend to `key`/`value` `(batch, heads, num_context, head)`. In a rollout,
-        `queries` are `(clips * num_samples, num_queries, Dp)` (sample index fastest) while `key`/`value` are per clip
-        `(clips, ...)`, shared by its samples, and `sample_states` holds each sample's own keys/values `(clips *
-        num_samples, heads, num_own, head)` (the tokens it predicted so far), so the shared context is never copied
-        per sample.
+        `queries (batch, num_queries, Dp)` attend to `key`/`value` `(batch, heads, num_context, head)`. In a rollout
+        ([`DeltaWorldPredictor`] with `num_samples`), `queries` are per clip, `(clips, num_samples * Q, Dp)` (the
+        samples' queries side by side), `key`/`value` are the clip's context, shared by its samples, and
+        `sample_states` holds each sample's own keys/values `(clips * num_samples, heads, num_own, head)` (the tokens
+        it predicted so far), so the shared context is never copied per sample.
         """
         batch_size, num_queries, hidden_size = queries.shape
         query = rope.rotate(self._split_heads(self.q_proj(queries)), query_rotation)
-        if num_samples == 1 and sample_states is None:
+        if sample_states is None:
             attention = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
         else:
             if attention_mask is not None:
                 raise ValueError("A rollout over shared context states takes no attention_mask.")
-            attention = self._attend_shared(query, key, value, sample_states, num_samples)
+            attention = self._attend_with_own_states(query, key, value, sample_states, num_samples)
         # (batch, heads, num_queries, head_size) -> (batch, num_queries, hidden)
         return self.out_proj(attention.transpose(1, 2).reshape(batch_size, num_queries, hidden_size))
 
     @staticmethod
-    def _attend_shared(query, key, value, sample_states, num_samples: int) -> torch.Tensor:
-        """Attention of `(clips * S, heads, Q, head)` queries over per-clip `key`/`value` plus per-sample states."""
-        clips, num_heads, _, head_size = key.shape
-        num_queries = query.shape[2]
-        # Every sample's queries of a clip side by side: (clips, heads, S * Q, head).
-        folded = query.unflatten(0, (clips, num_samples)).transpose(1, 2).flatten(2, 3)
-        if sample_states is None:
-            attention = F.scaled_dot_product_attention(folded, key, value)
-        else:
-            own_key, own_value = (
-                states.unflatten(0, (clips, num_samples)).transpose(1, 2) for states in sample_states
-            )  # (clips, heads, S, own, head)
-            rows = folded.unflatten(2, (num_samples, num_queries))  # (clips, heads, S, Q, head)
-            scale = head_size**-0.5
-            shared_scores = (folded @ key.transpose(-1, -2)).unflatten(2, (num_samples, num_queries))
-            own_scores = rows @ own_key.transpose(-1, -2)  # (clips, heads, S, Q, own)
-            # Softmax over [shared context; own tokens] in float32 (what SDPA accumulates in), as one distribution.
-            weights = (torch.cat((shared_scores, own_scores), dim=-1) * scale).softmax(-1, dtype=torch.float32)
-            weights = weights.to(value.dtype)
-            num_shared = key.shape[2]
-            shared = (weights[..., :num_shared].flatten(2, 3) @ value).unflatten(2, (num_samples, num_queries))
-            attention = (shared + weights[..., num_shared:] @ own_value).flatten(2, 3)
-        # Back to one row per sample: (clips * S, heads, Q, head).
-        return attention.unflatten(2, (num_samples, num_queries)).transpose(1, 2).flatten(0, 1)
+    def _attend_with_own_states(query, key, value, sample_states, num_samples: int) -> torch.Tensor:
+        """
+        `query (clips, heads, S * Q, head)` over the clip's `key`/`value` plus each sample's own states `(clips * S,
+        heads, own, head)`, as one softmax over [shared context; own tokens] per query.
+        """
+        clips, _, rows, head_size = key.shape[0], key.shape[1], query.shape[2], key.shape[3]
+        per_sample = query.unflatten(2, (num_samples, rows // num_samples))  # (clips, heads, S, Q, head)
+        own_key, own_value = (
+            states.unflatten(0, (clips, num_samples)).transpose(1, 2) for states in sample_states
+        )  # (clips, heads, S, own, head)
+        shared_scores = (query @ key.transpose(-1, -2)).unflatten(2, per_sample.shape[2:4])  # (clips, heads, S, Q, C)
+        own_scores = per_sample @ own_key.transpose(-1, -2)  # (clips, heads, S, Q, own)
+        # The softmax in float32 (what SDPA accumulates in), over both parts as one distribution.
+        weights = (torch.cat((shared_scores, own_scores), dim=-1) * head_size**-0.5).softmax(-1, dtype=torch.float32)
+        weights = weights.to(value.dtype)
+        num_shared = key.shape[2]
+        shared = weights[..., :num_shared].flatten(2, 3) @ value  # (clips, heads, S * Q, head)
+        return shared + (weights[..., num_shared:] @ own_value).flatten(2, 3)
 
 
 class DeltaWorldMLP(nn.Module):
@@ -290,12 +284,23 @@ class DeltaWorldPredictor(nn.Module):
         """
         if context_states is None:
             context_states = self.project_context(context, context_timestamps)
+        rollout = num_samples > 1 or sample_states is not None
+        if rollout:
+            if attention_mask is not None:
+                raise ValueError("A rollout over shared context states takes no attention_mask.")
+            # One row of queries per clip, its samples side by side: (clips, S * Q, Dp). Row-wise layers do not care,
+            # and attention then reads the clip's context without a copy per sample.
+            clips_samples, num_queries = queries.shape[:2]
+            clips = clips_samples // num_samples
+            queries = queries.reshape(clips, num_samples * num_queries, queries.shape[-1])
+            query_timestamps = query_timestamps.reshape(clips, num_samples * num_queries, *query_timestamps.shape[2:])
         query_rotation = self.rotary(query_timestamps)
         hidden_states = queries
         own_states = sample_states if sample_states is not None else [None] * len(self.blocks)
         for block, (key, value), own in zip(self.blocks, context_states, own_states):
             hidden_states = block(hidden_states, key, value, query_rotation, self.rotary, attention_mask, own, num_samples)
-        return self.head(self.norm(hidden_states))
+        predictions = self.head(self.norm(hidden_states))
+        return predictions.reshape(clips_samples, num_queries, -1) if rollout else predictions
 
 
 def causal_context_mask(num_queries: int, num_context: int, device, dtype=torch.float32) -> torch.Tensor:
