@@ -136,6 +136,15 @@ def test_fork_demo_reads_every_sample_and_its_report_agrees_with_itself(fork_pip
         assert len(clip["sample_modes"]) == 5 and sum(clip["samples_per_mode"].values()) == 5
         covered = {mode for mode in clip["sample_modes"] if mode != "none"}
         assert clip["coverage"] == pytest.approx(len(covered) / 3)
+    # Select-then-decode on the same clips: one kept future per branch, weights that share out all 256 drawn.
+    selection = report["select_then_decode"]
+    assert selection["num_candidates"] == 256 and selection["num_kept"] == 3 and len(selection["clips"]) == 2
+    for clip in selection["clips"]:
+        assert len(clip["kept"]) == 3 and sum(future["weight"] for future in clip["kept"]) == pytest.approx(1.0, abs=1e-3)
+        weights = [future["weight"] for future in clip["kept"]]
+        assert weights == sorted(weights, reverse=True)  # the largest group first
+        covered = {future["mode"] for future in clip["kept"] if future["mode"] != "none"}
+        assert clip["coverage"] == pytest.approx(len(covered) / 3)
     # The clips are the held-out fork world in the pipeline's geometry; the true future is the clip's branch.
     world = fork_world_for(fork_pipeline, 2)
     clip = forecast_fork_clip(fork_pipeline, world, 1, num_samples=5, generator=torch.Generator().manual_seed(3))
@@ -152,6 +161,7 @@ def test_fork_demo_with_candidates_decodes_the_chosen_ones(fork_pipeline):
     clip = forecast_fork_clip(fork_pipeline, world, 0, num_samples=3, num_candidates=16, generator=torch.Generator().manual_seed(0))
     assert clip.sample_frames.shape[0] == 3 and clip.candidate_indices.shape == (3,)
     assert len(set(clip.candidate_indices.tolist())) == 3 and int(clip.candidate_indices.max()) < 16
+    assert clip.candidate_weights.shape == (3,) and float(clip.candidate_weights.sum()) == pytest.approx(1.0)
 
 
 def test_fork_demo_needs_an_rgb_decoder(saved_model, tmp_path):

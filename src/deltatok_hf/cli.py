@@ -361,6 +361,16 @@ def _demo_command(args: argparse.Namespace) -> int:
                 f"  clip {index + 1} (true branch: {clip['true_mode']}): samples read as {counts} -> "
                 f"{clip['coverage'] * len(names):.0f}/{len(names)} branches covered"
             )
+        selection = fork.get("select_then_decode")
+        if selection is not None:
+            print(
+                f"select-then-decode on the same clips: {selection['num_candidates']} futures drawn as delta tokens, "
+                f"{selection['num_kept']} kept by k-medoids in token space and decoded (the share of the drawn futures "
+                "each stands for in brackets):"
+            )
+            for index, clip in enumerate(selection["clips"]):
+                kept = ", ".join(f"{future['mode']} ({future['weight']:.2f})" for future in clip["kept"])
+                print(f"  clip {index + 1}: {kept} -> {clip['coverage'] * len(names):.0f}/{len(names)} branches covered")
         print(f"wrote {fork['picture']}")
         print(f"wrote {Path(fork['picture']).with_suffix('.json')}")
         if fork["gif"]:

@@ -79,6 +79,8 @@ class ForkDemoClip:
         coverage (`float`): fraction of the branches some sample shows.
         candidate_indices (`torch.LongTensor` of shape `(num_samples,)`, *optional*): with `num_candidates`, which of
             the drawn futures were decoded.
+        candidate_weights (`torch.FloatTensor` of shape `(num_samples,)`, *optional*): with `num_candidates`, the
+            share of the drawn futures each decoded one stands for.
     """
 
     context_frames: torch.Tensor
@@ -90,6 +92,7 @@ class ForkDemoClip:
     mean_frame: torch.Tensor
     coverage: float
     candidate_indices: torch.Tensor | None = None
+    candidate_weights: torch.Tensor | None = None
 
 
 def fork_world_for(pipe: DeltaWorldPipeline, num_clips: int, seed: int = FORK_DEMO_SEED, **world_options) -> ForkWorld:
@@ -144,6 +147,7 @@ def forecast_fork_clip(
         mean_frame=frames.float().mean(0).round().to(torch.uint8),
         coverage=fork_mode_coverage(sample_modes, world.num_modes),
         candidate_indices=None if output.candidate_indices is None else torch.as_tensor(output.candidate_indices),
+        candidate_weights=None if output.candidate_weights is None else torch.as_tensor(output.candidate_weights),
     )
 
 
@@ -157,11 +161,15 @@ def run_fork_demo(
     max_samples_shown: int = 8,
     gif: bool = False,
     caveat: str | None = None,
+    selection_candidates: int | None = 256,
 ) -> dict:
     """
     Forecast `num_clips` held-out fork-world clips (seed `FORK_DEMO_SEED`) and write `fork.png` (see
     [`deltatok_hf.visualization.make_fork_grid`]), `fork.json` and, with `gif`, `fork.gif` to `out_dir`. Returns the
-    report written to `fork.json`: per clip the true branch, the branch every sample shows and the coverage.
+    report written to `fork.json`: per clip the true branch, the branch every sample shows and the coverage; and, with
+    `selection_candidates`, select-then-decode on the same clips: as many futures as there are branches, kept by
+    k-medoids among `selection_candidates` drawn in token space, each with its branch and the share of the drawn
+    futures it stands for.
     """
     from .visualization import save_fork_gif, save_fork_png  # noqa: PLC0415 (PIL drawing only when asked)
 
@@ -193,6 +201,27 @@ def run_fork_demo(
         "picture": str(save_fork_png(clips, out_dir / "fork.png", names, max_samples_shown=shown, title=title)),
         "gif": str(save_fork_gif(clips, out_dir / "fork.gif", max_samples_shown=shown, title=title)) if gif else None,
     }
+    if selection_candidates is not None:
+        kept = [
+            forecast_fork_clip(pipe, world, index, num_samples=world.num_modes, num_candidates=selection_candidates, generator=generator)
+            for index in range(num_clips)
+        ]  # fmt: skip
+        report["select_then_decode"] = {
+            "num_candidates": selection_candidates,
+            "num_kept": world.num_modes,
+            "method": "k_medoids",
+            "clips": [
+                {
+                    "kept": [
+                        {"mode": names[mode] if mode >= 0 else "none", "weight": round(float(weight), 4)}
+                        for mode, weight in zip(clip.sample_modes.tolist(), clip.candidate_weights.tolist())
+                    ],
+                    "coverage": clip.coverage,
+                }
+                for clip in kept
+            ],
+            "mean_coverage": sum(clip.coverage for clip in kept) / num_clips,
+        }
     if caveat:
         report["warning"] = caveat
     (out_dir / "fork.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
