@@ -77,6 +77,25 @@ def test_forecast_without_continuation_has_no_errors(saved_model, video, tmp_pat
     assert "errors_vs_ground_truth" not in report["views"][0]
 
 
+@pytest.mark.parametrize("selection", ["k_medoids", "farthest_point"])
+def test_forecast_with_candidates_reports_the_kept_ones_and_their_weights(saved_model, video, tmp_path, selection):
+    from deltatok_hf.cli import SELECTION_CHOICES
+    from deltatok_hf.pipelines import SELECTION_METHODS
+
+    assert SELECTION_CHOICES == SELECTION_METHODS  # the CLI's spelled-out choices are the pipeline's methods
+    out = tmp_path / "out"
+    code = main([
+        "forecast", str(video), "--model", str(saved_model), "--num-samples", "2", "--candidates", "8", "--selection",
+        selection, "--out", str(out), "--size", "32", "--resize-mode", "resize_square", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "forecast.json").read_text())
+    assert report["num_candidates"] == 8 and report["candidate_selection"] == selection
+    view = report["views"][0]
+    assert len(set(view["candidate_indices"])) == 2 and max(view["candidate_indices"]) < 8
+    assert sum(view["candidate_weights"]) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_forecast_bad_inputs_exit_with_code_2(saved_model, video, tmp_path, capsys):
     missing = main(["forecast", str(tmp_path / "nope.mp4"), "--model", str(saved_model), "--out", str(tmp_path), "--quiet"])
     assert missing == 2 and "not found" in capsys.readouterr().err

@@ -22,6 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# `deltatok_hf.pipelines.SELECTION_METHODS`, spelled out so that `--help` does not import diffusers (a test keeps them equal).
+SELECTION_CHOICES = ("k_medoids", "farthest_point")
 
 
 def _positive_int(text: str) -> int:
@@ -51,7 +53,10 @@ def _add_forecast_arguments(parser: argparse.ArgumentParser, default_out: str) -
                         help="time of the first context frame in seconds (default: the context ends on the last frame); "
                         "when the video goes on, the real future is read and scored")
     parser.add_argument("--candidates", type=_positive_int, default=None,
-                        help="draw this many futures in token space and decode the --num-samples most diverse")
+                        help="draw this many futures in token space and decode --num-samples of them, chosen for diversity")
+    parser.add_argument("--selection", choices=SELECTION_CHOICES, default="k_medoids",
+                        help="how --candidates are chosen: k_medoids (typical futures of different groups, default) or "
+                        "farthest_point (the most spread out)")
     parser.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise queries (default 0)")
     parser.add_argument("--size", type=_positive_int, default=None, help="frame size (default: the pipeline's, 256)")
@@ -177,6 +182,9 @@ def _view_summary(output) -> dict:
         "sample_spread_per_step": samples.std(0, unbiased=samples.shape[0] > 1).mean((-1, -2)).tolist(),
         "delta_token_spread_per_step": output.future_delta_tokens.float().std(0, unbiased=samples.shape[0] > 1).mean(-1).tolist(),
     }
+    if output.candidate_indices is not None:
+        summary["candidate_indices"] = output.candidate_indices.tolist()
+        summary["candidate_weights"] = [round(float(weight), 4) for weight in output.candidate_weights]
     if output.ground_truth_features is not None:
         summary["errors_vs_ground_truth"] = _feature_errors(output)
     return summary
@@ -202,6 +210,7 @@ def run_forecast(
     options = {
         "num_samples": args.num_samples,
         "num_candidates": args.candidates,
+        "candidate_selection": args.selection if args.candidates is not None else None,
         "num_future_frames": args.future,
         "max_context_frames": args.context_frames,
         "context_interval": args.interval,
@@ -238,6 +247,7 @@ def run_forecast(
         "random_weights": random_weights,
         "num_samples": num_samples,
         "num_candidates": args.candidates,
+        "candidate_selection": args.selection if args.candidates is not None else None,
         "seed": args.seed,
         "device": str(pipe.device),
         "dtype": str(pipe.world_model.dtype).replace("torch.", ""),
@@ -330,7 +340,7 @@ def _demo_command(args: argparse.Namespace) -> int:
         fork = run_fork_demo(
             pipe, out_dir, num_clips=DEMO_FORK_CLIPS, num_samples=args.num_samples, num_candidates=args.candidates,
             seed=args.seed, max_samples_shown=max(args.max_samples_shown, DEMO_FORK_SAMPLES_SHOWN), gif=args.gif,
-            caveat=caveat,
+            caveat=caveat, candidate_selection=args.selection,
         )  # fmt: skip
     else:
         print("(no RGB decoder in this pipeline: the fork-world picture needs one and is skipped)")

@@ -162,6 +162,7 @@ def run_fork_demo(
     gif: bool = False,
     caveat: str | None = None,
     selection_candidates: int | None = 256,
+    candidate_selection: str = "k_medoids",
 ) -> dict:
     """
     Forecast `num_clips` held-out fork-world clips (seed `FORK_DEMO_SEED`) and write `fork.png` (see
@@ -177,7 +178,10 @@ def run_fork_demo(
     world = fork_world_for(pipe, num_clips)
     names = fork_mode_names(world.num_modes)
     generator = torch.Generator(device=pipe.device).manual_seed(seed)
-    clips = [forecast_fork_clip(pipe, world, index, num_samples, num_candidates, generator) for index in range(num_clips)]
+    clips = [
+        forecast_fork_clip(pipe, world, index, num_samples, num_candidates, generator, candidate_selection)
+        for index in range(num_clips)
+    ]
     drawn = len(clips[0].sample_frames)
     shown = min(max_samples_shown, drawn)
     title = f"Fork world (synthetic): {drawn} sampled futures per clip, {shown} shown" + (f" ({caveat})" if caveat else "")
@@ -185,6 +189,7 @@ def run_fork_demo(
         "world": {"seed": FORK_DEMO_SEED, "num_modes": world.num_modes, "mode_names": names, "size": world.size},
         "num_samples": drawn,
         "num_candidates": num_candidates,
+        "candidate_selection": candidate_selection if num_candidates is not None else None,
         "seed": seed,
         "clips": [
             {
