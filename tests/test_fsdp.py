@@ -4,13 +4,14 @@
 `DistributedType.MULTI_CPU` (the model comes back wrapped in `DistributedDataParallel`), and without it each process
 runs alone (`DistributedType.NO`, both rank 0). examples/README.md gives the command and config that run FSDP on GPUs.
 torch's FSDP2 itself does shard on a CPU device mesh over gloo, so this test runs this file under `torchrun` as a
-2-process worker: the attention of every predictor block and the root are `fully_shard`ed (parameters become DTensor
-shards; `worker` says why the attention and not the whole block), the optimizer is
+2-process worker: every predictor block (`DeltaWorldLayer`) and the root are `fully_shard`ed (parameters become
+DTensor shards), the optimizer is
 `deltatok_hf.training.build_optimizer` over the sharded parameters (the same AdamW groups and warm-up as the training
 commands), and each rank trains on its half of every batch of cached-token-shaped inputs.
 
-Asserted: the parameters really are sharded, both ranks end with the same full weights, and the losses of every step
-and the gradients of the first match a single-process run on the whole batches within float tolerance. The predictor
+Asserted: the parameters really are sharded, a 3-step rollout with the sharded model equals the single-process one,
+both ranks end with the same full weights, and the losses of every step and the gradients of the first match a
+single-process run on the whole batches within float tolerance. The predictor
 is the deterministic one (one learned query) so that no noise draw differs between one and two processes; Best-of-Many
 adds only a per-rank noise draw to the same computation. Random weights, random tokens: mechanics, not quality.
 """
@@ -49,6 +50,19 @@ def batches(hidden_size: int) -> list[dict]:
         {"delta_tokens": torch.randn(GLOBAL_BATCH, NUM_FRAMES, hidden_size, generator=generator), "timestamps": timestamps}
         for _ in range(NUM_STEPS)
     ]
+
+
+def rollout(model) -> torch.Tensor:
+    """A 3-step `generate` from fixed context tokens (no decoding), in eval mode: what inference under FSDP runs."""
+    generator = torch.Generator().manual_seed(2)
+    hidden_size = model.config.tokenizer_config.hidden_size
+    tokens = torch.randn(2, 3, hidden_size, generator=generator)
+    times = torch.tensor([0.0, 0.1, 0.2]).expand(2, -1)
+    model.eval()
+    with torch.no_grad():
+        output = model.generate(delta_tokens=tokens, timestamps=times, future_timestamps=[0.3, 0.4, 0.5], decode=False)
+    model.train()
+    return output.future_delta_tokens
 
 
 def train_steps(model, rank: int = 0, world_size: int = 1, all_reduce=None) -> tuple[list[float], dict]:
@@ -95,19 +109,31 @@ def worker(output_dir: Path) -> None:
     dist.init_process_group("gloo")
     rank, world_size = dist.get_rank(), dist.get_world_size()
     mesh = init_device_mesh("cpu", (world_size,))
-    model = build_model()
-    for block in model.predictor.blocks:
-        # The unit is the attention, not the block: the predictor projects the context keys/values of every block once
-        # (`attention.project_context`, outside the block's forward), so that method must unshard its parameters too.
-        # Sharding whole blocks fails with "aten.mm.default got mixed torch.Tensor and DTensor".
-        fully_shard(block.attention, mesh=mesh)
-        register_fsdp_forward_method(block.attention, "project_context")
-    fully_shard(model, mesh=mesh)
+
+    def sharded_model():
+        model = build_model()
+        for block in model.predictor.blocks:
+            # Every predictor block is its own unit (what TRANSFORMER_BASED_WRAP with DeltaWorldLayer does): in training
+            # the block projects the context keys/values inside its forward. A rollout projects them once per clip
+            # through `block.project_context`, outside forward, so that method is registered to unshard too.
+            fully_shard(block, mesh=mesh)
+            register_fsdp_forward_method(block, "project_context")
+        fully_shard(model, mesh=mesh)
+        register_fsdp_forward_method(model, "generate")  # the root's parameters (predictor norm and head) for rollouts
+        return model
+
+    # Note: a separate sharded instance for the rollout. Rolling out the training instance before its first step made
+    # the later steps' losses differ from the single-process run (FSDP2 state after a registered method; not examined).
+    rollout_tokens = rollout(sharded_model())  # every rank runs the same rollout
+    model = sharded_model()
     sharded = all(isinstance(p, DTensor) for p in model.parameters())
     local_elements = sum(p.to_local().numel() for p in model.parameters())
     losses, first_gradients = train_steps(model, rank, world_size, all_reduce=dist.all_reduce)
     checksum = parameter_checksum(model)  # gathers the shards: every rank calls it
-    report = {"rank": rank, "sharded": sharded, "local_elements": local_elements, "losses": losses, "checksum": checksum}
+    report = {
+        "rank": rank, "sharded": sharded, "local_elements": local_elements, "losses": losses, "checksum": checksum,
+        "rollout": rollout_tokens.tolist(),
+    }  # fmt: skip
     (output_dir / f"rank{rank}.json").write_text(json.dumps(report))
     if rank == 0:
         torch.save(first_gradients, output_dir / "first_gradients.pt")
@@ -128,6 +154,7 @@ def test_two_process_fsdp2_matches_a_single_process_run(tmp_path):
 
     model = build_model()
     total_elements = sum(p.numel() for p in model.parameters())
+    single_rollout = rollout(model)
     single_losses, single_gradients = train_steps(model)
 
     assert all(rank["sharded"] for rank in ranks)
@@ -136,6 +163,9 @@ def test_two_process_fsdp2_matches_a_single_process_run(tmp_path):
     assert ranks[0]["losses"] == ranks[1]["losses"]
     assert ranks[0]["losses"] == pytest.approx(single_losses, rel=1e-5, abs=1e-6)
     assert single_losses[-1] < single_losses[0]  # the steps did train
+    # Inference with every predictor block sharded gives the single-process rollout.
+    for rank in ranks:
+        torch.testing.assert_close(torch.tensor(rank["rollout"]), single_rollout, rtol=1e-5, atol=1e-6)
     # Gradients, not weights, are compared elementwise: many gradients here are ~1e-10 (LayerScale starts at 1e-5),
     # and Adam turns their reduction-order noise into whole +-lr steps, so the weights drift apart by up to ~lr per
     # step while the losses above still agree to 1e-5.

@@ -229,9 +229,32 @@ class DeltaWorldLayer(GradientCheckpointingLayer):
         self.mlp = DeltaWorldMLP(config)
         self.layer_scale2 = DeltaTokLayerScale(config.hidden_size, config.layer_scale_init)
 
+    def project_context(self, context: torch.Tensor, rotation, rope: DeltaWorldTimeRotaryEmbedding):
+        """This block's rotated keys and values of raw context tokens (see [`DeltaWorldCrossAttention.project_context`])."""
+        return self.attention.project_context(context, rotation, rope)
+
     def forward(
-        self, queries, key, value, query_rotation, rope, attention_mask=None, sample_states=None, num_samples: int = 1
+        self,
+        queries,
+        context_states,
+        query_rotation,
+        rope,
+        attention_mask=None,
+        sample_states=None,
+        num_samples: int = 1,
+        context=None,
+        context_rotation=None,
     ) -> torch.Tensor:
+        """
+        `context_states`: this block's `(key, value)`; or `None` with the raw `context` tokens and their
+        `context_rotation`, projected here inside `forward` (training: so that a block can be its own FSDP unit).
+        """
+        # `self.attention`'s method, not `self.project_context`: under FSDP the latter may be registered as a forward
+        # method of its own, which would reshard this block's parameters when it returns, in the middle of `forward`.
+        if context_states is None:
+            key, value = self.attention.project_context(context, context_rotation, rope)
+        else:
+            key, value = context_states
         attention = self.attention(
             self.norm1(queries), key, value, query_rotation, rope, attention_mask, sample_states, num_samples
         )
@@ -255,7 +278,7 @@ class DeltaWorldPredictor(nn.Module):
         num_context)`. They do not depend on the queries, so a rollout computes them once and extends them per step.
         """
         rotation = self.rotary(context_timestamps)
-        return [block.attention.project_context(context, rotation, self.rotary) for block in self.blocks]
+        return [block.project_context(context, rotation, self.rotary) for block in self.blocks]
 
     def forward(
         self,
@@ -272,8 +295,10 @@ class DeltaWorldPredictor(nn.Module):
         Args:
             queries: `(batch, num_queries, Dp)`.
             query_timestamps: `(batch, num_queries)` seconds.
-            context / context_timestamps: `(batch, num_context, D)` / `(batch, num_context)`; or
-            context_states: precomputed [`project_context`] output.
+            context / context_timestamps: `(batch, num_context, D)` / `(batch, num_context)`, projected inside every
+                block's `forward` (so each block can be an FSDP unit); or
+            context_states: precomputed [`project_context`] output (a rollout computes them once per clip; under
+                per-block FSDP, register `project_context` of every block with `register_fsdp_forward_method`).
             attention_mask: additive float mask broadcastable to `(batch, heads, num_queries, num_context)`.
             sample_states / num_samples: a rollout of `num_samples` futures per clip: `queries` and `query_timestamps`
                 have `clips * num_samples` rows (sample index fastest), the context is per clip (shared by its
@@ -282,8 +307,11 @@ class DeltaWorldPredictor(nn.Module):
         Returns:
             `(batch, num_queries, D)` predicted delta tokens.
         """
+        context_rotation = None
         if context_states is None:
-            context_states = self.project_context(context, context_timestamps)
+            if context is None or context_timestamps is None:
+                raise ValueError("Pass context and context_timestamps, or context_states.")
+            context_rotation = self.rotary(context_timestamps)
         rollout = num_samples > 1 or sample_states is not None
         if rollout:
             if attention_mask is not None:
@@ -297,8 +325,12 @@ class DeltaWorldPredictor(nn.Module):
         query_rotation = self.rotary(query_timestamps)
         hidden_states = queries
         own_states = sample_states if sample_states is not None else [None] * len(self.blocks)
-        for block, (key, value), own in zip(self.blocks, context_states, own_states):
-            hidden_states = block(hidden_states, key, value, query_rotation, self.rotary, attention_mask, own, num_samples)
+        block_states = context_states if context_states is not None else [None] * len(self.blocks)
+        for block, states, own in zip(self.blocks, block_states, own_states):
+            hidden_states = block(
+                hidden_states, states, query_rotation, self.rotary, attention_mask, own, num_samples, context,
+                context_rotation,
+            )  # fmt: skip
         predictions = self.head(self.norm(hidden_states))
         return predictions.reshape(clips_samples, num_queries, -1) if rollout else predictions
 
