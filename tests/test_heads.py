@@ -173,3 +173,23 @@ def test_bad_config_values_raise_value_errors():
         DeltaTokDepthHeadConfig(min_depth=10.0, max_depth=5.0)
     with pytest.raises(ValueError, match="num_bins"):
         DeltaTokDepthHeadConfig(num_bins=-1)
+
+
+def test_wrong_shape_weights_name_every_key(tmp_path):
+    from deltatok_hf.models.rgb_decoder import DeltaTokRGBDecoder, DeltaTokRGBDecoderConfig
+
+    DeltaTokSegmentationHead(DeltaTokSegmentationHeadConfig(hidden_size=8, num_classes=4)).save_pretrained(tmp_path / "seg")
+    config = DeltaTokSegmentationHeadConfig.from_pretrained(tmp_path / "seg")
+    config.num_labels = 5  # the checkpoint's classifier has 4 rows
+    named = r"(?s)do not fit.*head\.bias: checkpoint \(4,\) vs model \(5,\).*head\.weight: checkpoint \(4, 8, 1, 1\) vs model"
+    with pytest.raises(ValueError, match=named) as error:
+        DeltaTokSegmentationHead.from_pretrained(tmp_path / "seg", config=config)
+    assert "ignore_mismatched_sizes=True" in str(error.value)
+    head, info = DeltaTokSegmentationHead.from_pretrained(
+        tmp_path / "seg", config=config, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert head.config.num_labels == 5 and info["mismatched_keys"]
+    # The RGB decoder's loading says the same.
+    DeltaTokRGBDecoder(DeltaTokRGBDecoderConfig.tiny(feature_size=16, image_size=32)).save_pretrained(tmp_path / "rgb")
+    with pytest.raises(ValueError, match="do not fit"):
+        DeltaTokRGBDecoder.from_pretrained(tmp_path / "rgb", config=DeltaTokRGBDecoderConfig.tiny(feature_size=24, image_size=32))

@@ -281,6 +281,22 @@ class DeltaTokPreTrainedModel(PreTrainedModel):
             init.copy_(module.inv_freq, inv_freq)
 
 
+class NamedMismatchLoadingMixin:
+    """`from_pretrained` that names every wrong-shape key in a `ValueError` (heads, RGB decoder)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """
+        Like [`PreTrainedModel.from_pretrained`]; wrong-shape weights raise a `ValueError` naming every key (unless
+        `ignore_mismatched_sizes=True`) instead of transformers' bare size-mismatch `RuntimeError`.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = _from_pretrained_naming_mismatches(
+            super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs
+        )
+        return (model, loading_info) if output_loading_info else model
+
+
 class DeltaTokBackboneLoadingMixin:
     """`from_pretrained` of every model holding the DINOv3 backbone itself (DeltaTok, DINO-world)."""
 

@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ..deltatok.modeling_deltatok import NamedMismatchLoadingMixin
 from .configuration_heads import DeltaTokDepthHeadConfig, DeltaTokSegmentationHeadConfig
 
 
@@ -64,7 +65,7 @@ def _size_pair(name: str, value: object) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-class DeltaTokHeadPreTrainedModel(PreTrainedModel):
+class DeltaTokHeadPreTrainedModel(NamedMismatchLoadingMixin, PreTrainedModel):
     """Shared weight initialisation and input handling of the DeltaTok task heads."""
 
     base_model_prefix = "head_model"

@@ -26,6 +26,7 @@ from transformers.utils import ModelOutput
 from transformers.utils.import_utils import is_torchdynamo_compiling
 
 from ..deltatok import DeltaTokModel
+from ..deltatok.modeling_deltatok import NamedMismatchLoadingMixin
 from ..deltaworld import DeltaWorldForForecasting
 from ..heads.modeling_heads import _size_pair
 from .configuration_rgb_decoder import DeltaTokRGBDecoderConfig
@@ -73,7 +74,7 @@ def sincos_position_table(hidden_size: int, grid_size: int) -> torch.Tensor:
     return table.reshape(grid_size * grid_size, hidden_size).float()  # (num_patches, hidden_size)
 
 
-class DeltaTokRGBDecoderPreTrainedModel(PreTrainedModel):
+class DeltaTokRGBDecoderPreTrainedModel(NamedMismatchLoadingMixin, PreTrainedModel):
     config: DeltaTokRGBDecoderConfig
     config_class = DeltaTokRGBDecoderConfig
     base_model_prefix = "rgb_decoder"
