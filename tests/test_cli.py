@@ -158,6 +158,7 @@ def test_fork_demo_reads_every_sample_and_its_report_agrees_with_itself(fork_pip
     # Select-then-decode on the same clips: one kept future per branch, weights that share out all 256 drawn.
     selection = report["select_then_decode"]
     assert selection["num_candidates"] == 256 and selection["num_kept"] == 3 and len(selection["clips"]) == 2
+    assert Image.open(selection["picture"]).size[0] > 4 * 80
     for clip in selection["clips"]:
         assert len(clip["kept"]) == 3 and sum(future["weight"] for future in clip["kept"]) == pytest.approx(1.0, abs=1e-3)
         weights = [future["weight"] for future in clip["kept"]]

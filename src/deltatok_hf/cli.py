@@ -381,6 +381,7 @@ def _demo_command(args: argparse.Namespace) -> int:
             for index, clip in enumerate(selection["clips"]):
                 kept = ", ".join(f"{future['mode']} ({future['weight']:.2f})" for future in clip["kept"])
                 print(f"  clip {index + 1}: {kept} -> {clip['coverage'] * len(names):.0f}/{len(names)} branches covered")
+            print(f"wrote {selection['picture']}")
         print(f"wrote {fork['picture']}")
         print(f"wrote {Path(fork['picture']).with_suffix('.json')}")
         if fork["gif"]:

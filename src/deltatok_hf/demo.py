@@ -226,7 +226,15 @@ def run_fork_demo(
                 for clip in kept
             ],
             "mean_coverage": sum(clip.coverage for clip in kept) / num_clips,
-        }
+            "picture": str(
+                save_fork_png(
+                    kept, out_dir / "fork_selected.png", names, max_samples_shown=world.num_modes,
+                    title=f"Fork world (synthetic): {world.num_modes} of {selection_candidates} futures kept by k-medoids "
+                    "in token space, each with the share of the drawn futures it stands for"
+                    + (f" ({caveat})" if caveat else ""),
+                )
+            ),
+        }  # fmt: skip
     if caveat:
         report["warning"] = caveat
     (out_dir / "fork.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

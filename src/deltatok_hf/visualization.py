@@ -424,7 +424,11 @@ def _fork_columns(clip, mode_names: Sequence[str], max_samples_shown: int) -> tu
     shown = min(max_samples_shown, num_samples)
     times = [float(t) for t in torch.as_tensor(clip.context_timestamps).flatten()]
     titles = [f"t={t:.2f}s" for t in times] + [f"branch {name}" for name in mode_names]
-    titles += [f"sample {k + 1}" for k in range(shown)] + [f"mean of {num_samples}"]
+    weights = getattr(clip, "candidate_weights", None)
+    if weights is not None:  # select-then-decode: the kept futures, each with the share of the drawn ones it stands for
+        titles += [f"kept {k + 1}: {float(weights[k]):.0%}" for k in range(shown)] + [f"mean of {num_samples} kept"]
+    else:
+        titles += [f"sample {k + 1}" for k in range(shown)] + [f"mean of {num_samples}"]
     cells = list(clip.context_frames) + list(clip.branch_frames) + list(clip.sample_frames[:shown]) + [clip.mean_frame]
     name_of = lambda mode: mode_names[mode] if mode >= 0 else "none"  # noqa: E731
     captions = [None] * len(clip.context_frames)
@@ -445,7 +449,8 @@ def make_fork_grid(
     Args:
         clips: objects with `context_frames` `(T, H, W, 3)` uint8, `branch_frames` `(num_modes, H, W, 3)`,
             `true_mode` (int), `sample_frames` `(num_samples, H, W, 3)`, `sample_modes` `(num_samples,)` (-1: none),
-            `mean_frame` `(H, W, 3)`, `context_timestamps` `(T,)` (e.g. [`deltatok_hf.demo.ForkDemoClip`]).
+            `mean_frame` `(H, W, 3)`, `context_timestamps` `(T,)` (e.g. [`deltatok_hf.demo.ForkDemoClip`]); with
+            `candidate_weights` (select-then-decode), each sample column is titled with its weight.
         mode_names: a name per branch, e.g. `("left", "straight", "right")`.
     """
     if not clips:
