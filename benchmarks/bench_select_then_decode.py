@@ -1,20 +1,25 @@
 """Select-then-decode on the fork world, and latent-only sampling, timed against plain decoded forecasts.
 
-    cd benchmarks && ../.venv/bin/python bench_select_then_decode.py [--num-clips 32] [--rows coverage latent vitb_latent vitb_select]
+    cd benchmarks && ../.venv/bin/python bench_select_then_decode.py --model ../outputs/fork4_model --num-modes 4 \
+        --fork-speed 15.5 --threads 1 --num-clips 48 [--rows coverage latent sizes vitb_latent vitb_select]
 
-1. Mode coverage: on held-out `ForkWorld` clips, the demo pipeline (`deltatok-hf demo`'s, with its RGB decoder)
-   forecasts the first future frame with N = 4 plain draws, and with N = 4 chosen among 256 futures drawn in token
-   space (`num_candidates=256`, farthest-point selection) and decoded; 256 plain decoded draws give the ceiling.
-   Coverage = fraction of the 3 branches that some decoded sample shows, read from its RGB pixels
-   (`read_fork_mode`), averaged over clips. The arms run interleaved per clip (order alternating), same seed per clip;
-   the time of an arm is the whole call (pipeline + reading the pixels), its CPU utilisation = process CPU / wall.
-2. Latent sampling: 1000 futures x 3 steps with `output_type="latent"` (delta tokens only) vs a decoded 20-sample,
-   3-step forecast, interleaved, with the demo model; `vitb_latent`: the same with ViT-B sizes and random weights
-   (`_common.build_model`) on random 256 px frames; `vitb_select`: at ViT-B sizes, the time of N chosen among 256
-   (3 steps) vs N plain decoded draws (no coverage: random weights).
+1. `coverage`: on held-out `ForkWorld` clips (`--num-modes` / `--fork-speed` as the model was trained: the pipeline does
+   not record them), a pipeline with an RGB decoder forecasts the first future frame with N plain draws, and with N
+   chosen among `--num-candidates` futures drawn in token space by each of `--selections` (k-medoids, farthest-point)
+   and decoded; all the candidates decoded give the ceiling (`--no-ceiling` skips it). Coverage = fraction of the
+   branches that some decoded sample shows, read from its RGB pixels (`read_fork_mode`), averaged over clips. The arms
+   run interleaved per clip (order alternating), same seed per clip; the time of an arm is the whole call (pipeline +
+   reading the pixels), its CPU utilisation = process CPU / wall.
+2. `latent`: 1000 futures x 3 steps with `output_type="latent"` (delta tokens only) vs a decoded 20-sample, 3-step
+   forecast, interleaved; `vitb_latent`: the same with ViT-B sizes and random weights (`_common.build_model`) on random
+   256 px frames.
+3. `sizes`: the time ratio of the coverage arms on fork clips rendered at each of `--sizes` (time only).
+4. `vitb_select`: at ViT-B sizes, the time of N chosen among 256 (3 steps) vs N plain decoded draws (no coverage:
+   random weights).
 
-The demo model is tiny, trained minutes on synthetic data with a random backbone: the coverage numbers show the
-mechanics of the selection, not the quality of any model; the ViT-B row has random weights (speed only).
+The 4-branch models come from `examples/train_demo_model.py --num_modes 4 ...` (RESULTS.md section 10); the default
+`--model` is the bundled 3-branch demo. All are tiny, trained minutes on synthetic data with a random backbone: the
+coverage numbers show the mechanics of the selection, not the quality of any model; ViT-B rows have random weights.
 """
 
 from __future__ import annotations
