@@ -122,10 +122,12 @@ def worker(output_dir: Path) -> None:
         register_fsdp_forward_method(model, "generate")  # the root's parameters (predictor norm and head) for rollouts
         return model
 
-    # Note: a separate sharded instance for the rollout. Rolling out the training instance before its first step made
-    # the later steps' losses differ from the single-process run (FSDP2 state after a registered method; not examined).
-    rollout_tokens = rollout(sharded_model())  # every rank runs the same rollout
     model = sharded_model()
+    rollout_tokens = rollout(model)  # every rank runs the same rollout
+    # FSDP2 leaves the root unit unsharded after a forward (a backward usually follows), so after a rollout its
+    # parameters are the full tensors, not the DTensor shards: an optimizer built now would hold the wrong tensors and
+    # the later steps would differ from the single-process run (they did, before this call).
+    model.reshard()
     sharded = all(isinstance(p, DTensor) for p in model.parameters())
     local_elements = sum(p.to_local().numel() for p in model.parameters())
     losses, first_gradients = train_steps(model, rank, world_size, all_reduce=dist.all_reduce)
