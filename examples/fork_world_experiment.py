@@ -31,7 +31,6 @@ fork where the data forks), not the quality of any model on real video.
 """
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -51,10 +50,10 @@ from deltatok_hf.training.experiments import (
     evaluate_fork_world,
     feature_pairs,
     fit,
+    fit_rgb_decoder,
     forecast_first_future_frame,
     mean_squared_error,
     read_modes,
-    weighted_pixel_loss,
 )
 
 
@@ -168,12 +167,9 @@ def main(argv=None):
     frame_pixels, pixel_weights = fork_world_pixel_targets(train_items, args.object_weight)
     frame_targets = frame_pixels.float() / 255  # (num_frames_total, 3, H, W) on 0..1
 
-    def decoder_loss(index):
-        return weighted_pixel_loss(decoder, frame_features[index], frame_targets[index], pixel_weights[index], grid_size)
-
-    decoder_losses = fit(
-        decoder, decoder_loss, frame_features.shape[0], args.decoder_steps, learning_rate=args.learning_rate,
-        weight_decay=args.tokenizer_weight_decay, description="RGB decoder", **schedule,
+    decoder_losses = fit_rgb_decoder(
+        decoder, frame_features, frame_targets, pixel_weights, grid_size, args.decoder_steps,
+        learning_rate=args.learning_rate, weight_decay=args.tokenizer_weight_decay, **schedule,
     )  # fmt: skip
     timings["rgb_decoder_seconds"] = time.perf_counter() - start - sum(timings.values())
     # Calibration of the pixel reader: the true branches and their DeltaTok reconstructions, through the RGB decoder.
@@ -203,10 +199,8 @@ def main(argv=None):
             num_samples_train=args.num_samples_train,
             layer_scale_init=args.layer_scale_init,
         )
-        config.tokenizer_config = copy.deepcopy(tokenizer.config)
         set_seed(args.seed)
-        model = DeltaWorldForForecasting(config)
-        model.tokenizer.load_state_dict(tokenizer.state_dict())
+        model = DeltaWorldForForecasting.from_tokenizer(tokenizer, config)
         tokens, timestamps = train_cache["delta_tokens"], train_cache["timestamps"]
 
         def predictor_loss(index, model=model):

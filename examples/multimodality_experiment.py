@@ -16,7 +16,6 @@ The deterministic model predicts one future, so its 20 "samples" are the same pr
 """
 
 import argparse
-import copy
 import json
 import time
 
@@ -109,12 +108,10 @@ def main(argv=None):
     results = {}
     for name, use_best_of_many in (("best_of_many", True), ("deterministic", False)):
         config = resolve_config("deltaworld", args.world_config)
-        config.tokenizer_config = copy.deepcopy(tokenizer.config)
         config.use_best_of_many = use_best_of_many
         config.num_samples_train = args.num_samples_train
         set_seed(args.seed)
-        model = DeltaWorldForForecasting(config)
-        model.tokenizer.load_state_dict(tokenizer.state_dict())
+        model = DeltaWorldForForecasting.from_tokenizer(tokenizer, config)
         tokens, timestamps = train_cache["delta_tokens"], train_cache["timestamps"]
 
         def predictor_loss(index, model=model):

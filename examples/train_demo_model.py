@@ -23,7 +23,6 @@ not a quality model.
 """
 
 import argparse
-import copy
 import os
 import platform
 import shutil
@@ -44,7 +43,7 @@ from deltatok_hf.training.experiments import (
     evaluate_fork_world,
     feature_pairs,
     fit,
-    weighted_pixel_loss,
+    fit_rgb_decoder,
 )
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "src" / "deltatok_hf" / "assets" / "demo_model"
@@ -165,12 +164,9 @@ def main(argv=None):
     frame_targets = torch.cat((fork_pixels, city_pixels)).float() / 255  # (frames, 3, H, W) on 0..1
     pixel_weights = torch.cat((fork_weights, torch.ones(city_pixels.shape[0], 1, *city_pixels.shape[2:])))
 
-    def decoder_loss(index):
-        return weighted_pixel_loss(decoder, frame_features[index], frame_targets[index], pixel_weights[index], grid_size)
-
-    decoder_losses = fit(
-        decoder, decoder_loss, frame_features.shape[0], args.decoder_steps, learning_rate=args.learning_rate,
-        weight_decay=args.tokenizer_weight_decay, description="RGB decoder", **schedule,
+    decoder_losses = fit_rgb_decoder(
+        decoder, frame_features, frame_targets, pixel_weights, grid_size, args.decoder_steps,
+        learning_rate=args.learning_rate, weight_decay=args.tokenizer_weight_decay, **schedule,
     )  # fmt: skip
     timings["rgb_decoder_seconds"] = time.perf_counter() - start - sum(timings.values())
 
@@ -183,11 +179,9 @@ def main(argv=None):
     config = DeltaWorldConfig.tiny(
         use_best_of_many=True, num_samples_train=args.num_samples_train, layer_scale_init=args.layer_scale_init
     )
-    config.tokenizer_config = copy.deepcopy(tokenizer.config)
     config.num_samples_eval = args.num_samples
     set_seed(args.seed)
-    world = DeltaWorldForForecasting(config)
-    world.tokenizer.load_state_dict(tokenizer.state_dict())
+    world = DeltaWorldForForecasting.from_tokenizer(tokenizer, config)
     world_losses = fit(
         world, lambda index: world(delta_tokens=tokens[index], timestamps=timestamps[index]).loss, tokens.shape[0],
         args.world_steps, learning_rate=args.learning_rate, weight_decay=args.weight_decay, description="DeltaWorld",

@@ -20,6 +20,16 @@ SHARED_DIR = Path(os.environ.get("DELTATOK_SHARED_DIR", REPO_ROOT.parent / "shar
 REFERENCE_DIR = SHARED_DIR / "reference"
 
 
+def open_layer_scales(model: torch.nn.Module, low: float = 0.2, high: float = 1.0) -> torch.nn.Module:
+    """Draw every LayerScale from U(low, high) (in place; returns the model): at the official 1e-5 init the residual
+    branches are near zero, so candidates, samples and code paths would hardly differ."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("lambda1"):
+                parameter.uniform_(low, high)
+    return model
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The official golden tensors (read-only, beside the checkout); tests that need them skip without them."""

@@ -14,6 +14,7 @@ from transformers import AutoConfig, AutoModel, DINOv3ViTModel
 
 from deltatok_hf import DeltaTokConfig, DeltaTokModel, DeltaWorldConfig, DeltaWorldForForecasting
 from deltatok_hf.convert import convert_official_checkpoint, map_official_key
+from conftest import open_layer_scales
 
 
 def random_frames(batch=2, num_frames=3, height=64, width=64, seed=0):
@@ -366,11 +367,7 @@ def test_gradient_checkpointing_gives_the_same_tokenizer_gradients():
 def test_chunked_scoring_picks_the_same_winners_as_unchunked(chunk_size):
     # Raised LayerScales so that candidates really differ (at the 1e-5 init they are nearly tied).
     torch.manual_seed(0)
-    model = DeltaWorldForForecasting(DeltaWorldConfig.tiny(num_samples_train=24)).train()
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith("lambda1"):
-                parameter.uniform_(0.2, 1.0)
+    model = open_layer_scales(DeltaWorldForForecasting(DeltaWorldConfig.tiny(num_samples_train=24)).train())
     delta_tokens, timestamps = torch.randn(2, 5, 64), torch.tensor([0.0, 0.2, 0.4, 0.6, 0.8])  # 2 x 4 targets
 
     def run(candidate_chunk_size):
@@ -391,3 +388,18 @@ def test_chunked_scoring_picks_the_same_winners_as_unchunked(chunk_size):
     torch.testing.assert_close(chunked.candidate_predictions, unchunked.candidate_predictions, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(chunked.loss, unchunked.loss, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(chunked_gradient, unchunked_gradient, atol=1e-6, rtol=1e-5)
+
+
+def test_from_tokenizer_builds_a_world_model_over_the_trained_tokenizer(tiny_tokenizer):
+    with torch.no_grad():
+        tiny_tokenizer.z_embed.weight.normal_()  # a "trained" tokenizer: weights a fresh one would not have
+    config = DeltaWorldConfig.tiny(num_samples_train=3)
+    model = DeltaWorldForForecasting.from_tokenizer(tiny_tokenizer, config)
+    for name, parameter in tiny_tokenizer.state_dict().items():
+        assert torch.equal(model.tokenizer.state_dict()[name], parameter), name
+    assert not any(parameter.requires_grad for parameter in model.tokenizer.parameters())
+    assert model.config.tokenizer_config.to_dict() == tiny_tokenizer.config.to_dict()
+    assert model.config.tokenizer_config is not tiny_tokenizer.config and model.config is not config
+    assert model.config.num_samples_train == 3
+    with pytest.raises(TypeError, match="tokenizer must be a DeltaTokModel"):
+        DeltaWorldForForecasting.from_tokenizer(model, config)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from deltatok_hf import DeltaWorldConfig, DeltaWorldForForecasting
+from conftest import open_layer_scales
 
 BF16_RELATIVE_RMS_TOLERANCE = 3e-2
 # Float tolerance across thread counts: a different split of the reductions changes the last bits only.
@@ -28,12 +29,7 @@ def relative_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
 @pytest.fixture
 def world():
     torch.manual_seed(0)
-    model = DeltaWorldForForecasting(DeltaWorldConfig.tiny(num_samples_train=8)).eval()
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith("lambda1"):
-                parameter.uniform_(0.2, 1.0)
-    return model
+    return open_layer_scales(DeltaWorldForForecasting(DeltaWorldConfig.tiny(num_samples_train=8)).eval())
 
 
 @pytest.fixture

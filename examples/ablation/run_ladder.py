@@ -167,9 +167,7 @@ def build_rung(rung: str, backbone_state: dict, tokenizers: dict) -> torch.nn.Mo
         model.backbone.load_state_dict(backbone_state)
         return model
     tokenizer = tokenizers[rung]
-    model = DeltaWorldForForecasting(DeltaWorldConfig.tiny(tokenizer_config=tokenizer.config))
-    model.tokenizer.load_state_dict(tokenizer.state_dict())
-    return model
+    return DeltaWorldForForecasting.from_tokenizer(tokenizer, DeltaWorldConfig.tiny())
 
 
 @torch.no_grad()

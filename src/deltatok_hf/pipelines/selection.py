@@ -47,7 +47,6 @@ def _assign(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
 
 
 def _farthest_point(distances: torch.Tensor, num_selected: int) -> torch.Tensor:
-    batch_size, num_candidates, _ = distances.shape
     # Start from the candidate with the least total distance to the others (a typical future).
     chosen = [distances.sum(2).argmin(1)]
     nearest_chosen = _rows(distances, chosen[0][:, None])[:, 0]
@@ -136,7 +135,6 @@ def k_medoids_indices(candidates: torch.Tensor, num_selected: int, max_iteration
         `torch.LongTensor` of shape `(batch_size, num_selected)`: distinct candidate indices, the largest group first
         ([`candidate_weights`] gives the groups' shares).
     """
-    _check_selection(candidates, num_selected)
     return select_candidates(candidates, num_selected, "k_medoids", max_iterations=max_iterations)[0]
 
 

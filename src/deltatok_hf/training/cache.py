@@ -80,11 +80,9 @@ def benchmark_token_cache(arguments: CacheTokensArguments, tokenizer: DeltaTokMo
     from tqdm.auto import tqdm
 
     config = resolve_config("deltaworld", arguments.benchmark_world_config)
-    config.tokenizer_config = tokenizer.config
     if arguments.benchmark_num_samples_train is not None:
         config.num_samples_train = arguments.benchmark_num_samples_train
-    model = DeltaWorldForForecasting(config).to(device)
-    model.tokenizer.load_state_dict(tokenizer.state_dict())
+    model = DeltaWorldForForecasting.from_tokenizer(tokenizer, config).to(device)
     model.train()
     recipe = get_recipe("deltaworld", "released")
     optimizer = build_optimizer(model, learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay)

@@ -55,17 +55,15 @@ def build_deltaworld_model(arguments: DeltaWorldTrainingArguments) -> DeltaWorld
     else:
         config = resolve_config("deltaworld", arguments.model_config)
         source = tokenizer_source(arguments)
-        tokenizer = DeltaTokModel.from_pretrained(source) if source else None
-        if tokenizer is not None:
-            config.tokenizer_config = tokenizer.config
-            config.tokenizer_name_or_path = source
         if arguments.deterministic:
             config.use_best_of_many = False
         if arguments.num_samples_train is not None:
             config.num_samples_train = arguments.num_samples_train
-        model = DeltaWorldForForecasting(config)
-        if tokenizer is not None:
-            model.tokenizer.load_state_dict(tokenizer.state_dict())
+        if source:
+            config.tokenizer_name_or_path = source
+            model = DeltaWorldForForecasting.from_tokenizer(DeltaTokModel.from_pretrained(source), config)
+        else:
+            model = DeltaWorldForForecasting(config)
     model.tokenizer.requires_grad_(False)
     apply_training_options(model, arguments.freeze, arguments.gradient_checkpointing, DELTAWORLD_PARTS)
     return model

@@ -167,6 +167,24 @@ def weighted_pixel_loss(
     return (weights * (pixels - targets).square()).mean() / weights.mean()
 
 
+def fit_rgb_decoder(
+    decoder: nn.Module,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    grid_size: tuple[int, int],
+    num_steps: int,
+    **fit_kwargs,
+) -> list[float]:
+    """[`fit`] an RGB decoder with [`weighted_pixel_loss`] on `features (frames, N, D)` -> `targets (frames, 3, H, W)`
+    (0..1) weighted by `weights (frames, 1, H, W)`; `fit_kwargs` as for [`fit`]. Returns the loss of every step."""
+
+    def batch_loss(index):
+        return weighted_pixel_loss(decoder, features[index], targets[index], weights[index], grid_size)
+
+    return fit(decoder, batch_loss, features.shape[0], num_steps, description="RGB decoder", **fit_kwargs)
+
+
 @torch.no_grad()
 def decode_rgb(decoder: nn.Module, features: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
     """`(..., N, D)` features -> `(..., 3, H, W)` RGB on 0..255 (float, clamped) through an RGB decoder."""
@@ -261,6 +279,7 @@ __all__ = [
     "evaluate_fork_world",
     "feature_pairs",
     "fit",
+    "fit_rgb_decoder",
     "forecast_first_future_frame",
     "mean_squared_error",
     "read_modes",

@@ -10,6 +10,7 @@ seconds. Training uses Best-of-Many; inference samples many futures in one batch
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -178,9 +179,7 @@ class DeltaWorldCrossAttention(nn.Module):
         query = rope.rotate(self._split_heads(self.q_proj(queries)), query_rotation)
         if sample_states is None:
             attention = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-        else:
-            if attention_mask is not None:
-                raise ValueError("A rollout over shared context states takes no attention_mask.")
+        else:  # a rollout step (the predictor refuses an attention_mask there)
             attention = self._attend_with_own_states(query, key, value, sample_states, num_samples)
         # (batch, heads, num_queries, head_size) -> (batch, num_queries, hidden)
         return self.out_proj(attention.transpose(1, 2).reshape(batch_size, num_queries, hidden_size))
@@ -530,6 +529,22 @@ class DeltaWorldForForecasting(DeltaWorldPreTrainedModel):
         # Deterministic ablation: one learned query (official key `q_embed.weight`).
         self.query_embed = None if config.use_best_of_many else nn.Embedding(1, config.hidden_size)
         self.post_init()
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: DeltaTokModel, config: DeltaWorldConfig | None = None) -> "DeltaWorldForForecasting":
+        """
+        A new DeltaWorld (predictor from `config`'s initialisation, default [`DeltaWorldConfig`]) over a trained
+        [`DeltaTokModel`]: a copy of `config` takes a copy of the tokenizer's config, the tokenizer weights are loaded
+        (strictly) and frozen. `config` itself is not changed.
+        """
+        if not isinstance(tokenizer, DeltaTokModel):
+            raise TypeError(f"tokenizer must be a DeltaTokModel, got {type(tokenizer).__name__}.")
+        config = copy.deepcopy(config) if config is not None else DeltaWorldConfig()
+        config.tokenizer_config = copy.deepcopy(tokenizer.config)
+        model = cls(config)
+        model.tokenizer.load_state_dict(tokenizer.state_dict(), strict=True)
+        model.tokenizer.requires_grad_(False)
+        return model
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
