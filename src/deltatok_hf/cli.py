@@ -394,7 +394,9 @@ def _demo_command(args: argparse.Namespace) -> int:
     _print_summary(report)
     print(f"CAVEAT: {caveat}; synthetic fork world, random backbone - mechanics only.")
     if fork is not None:
-        print(f"Open the pictures: {Path(fork['picture']).resolve()} and {Path(report['picture']).resolve()}")
+        pictures = [fork["picture"]] + ([fork["select_then_decode"]["picture"]] if fork.get("select_then_decode") else [])
+        pictures = ", ".join(str(Path(picture).resolve()) for picture in pictures + [report["picture"]])
+        print(f"Open the pictures: {pictures}")
     else:
         print(f"Open the picture: {Path(report['picture']).resolve()}")
     return 0
