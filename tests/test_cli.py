@@ -184,6 +184,21 @@ def test_fork_demo_with_candidates_decodes_the_chosen_ones(fork_pipeline):
     assert clip.candidate_weights.shape == (3,) and float(clip.candidate_weights.sum()) == pytest.approx(1.0)
 
 
+def test_fork_clip_forecast_is_one_pipeline_call_then_reading_the_pixels(fork_pipeline):
+    # What the select-then-decode benchmark times (the call) and what it reads afterwards give the demo's clip.
+    from deltatok_hf.demo import fork_pipeline_inputs, fork_world_for, forecast_fork_clip, read_fork_forecast
+
+    world = fork_world_for(fork_pipeline, 2)
+    options = dict(num_samples=3, num_candidates=16)
+    clip = forecast_fork_clip(fork_pipeline, world, 1, generator=torch.Generator().manual_seed(5), **options)
+    inputs = fork_pipeline_inputs(world, world[1])
+    assert inputs["video"].shape[0] == world.num_context_frames and inputs["future_timestamps"].shape == (1,)
+    output = fork_pipeline(**inputs, generator=torch.Generator().manual_seed(5), **options)
+    again = read_fork_forecast(world, world[1], output)
+    assert torch.equal(again.sample_frames, clip.sample_frames) and torch.equal(again.sample_modes, clip.sample_modes)
+    assert torch.equal(again.candidate_indices, clip.candidate_indices) and again.coverage == clip.coverage
+
+
 def test_fork_demo_needs_an_rgb_decoder(saved_model, tmp_path):
     from deltatok_hf.demo import load_demo_pipeline, run_fork_demo
 

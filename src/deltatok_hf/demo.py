@@ -109,6 +109,35 @@ def fork_world_for(pipe: DeltaWorldPipeline, num_clips: int, seed: int = FORK_DE
     )
 
 
+def fork_pipeline_inputs(world: ForkWorld, item: dict) -> dict:
+    """The pipeline inputs for fork-world `item`: its context frames, their times and the future times to predict."""
+    num_context = world.num_context_frames
+    return {
+        "video": item["frames"][:num_context],
+        "timestamps": item["timestamps"][:num_context],
+        "future_timestamps": item["timestamps"][num_context:],
+    }
+
+
+def read_fork_forecast(world: ForkWorld, item: dict, output) -> ForkDemoClip:
+    """Read the branch of every sample of a pipeline `output` for fork-world `item` from its decoded pixels."""
+    frames = torch.as_tensor(output.future_frames)[:, 0]  # (num_samples, H, W, 3) uint8
+    sample_modes = world.read_mode(frames.permute(0, 3, 1, 2), item, step=0)  # (num_samples,)
+    num_context = world.num_context_frames
+    return ForkDemoClip(
+        context_frames=item["frames"][:num_context].permute(0, 2, 3, 1),
+        context_timestamps=item["timestamps"][:num_context],
+        branch_frames=item["all_futures"][:, 0].permute(0, 2, 3, 1),
+        true_mode=int(item["mode"]),
+        sample_frames=frames,
+        sample_modes=sample_modes,
+        mean_frame=frames.float().mean(0).round().to(torch.uint8),
+        coverage=fork_mode_coverage(sample_modes, world.num_modes),
+        candidate_indices=None if output.candidate_indices is None else torch.as_tensor(output.candidate_indices),
+        candidate_weights=None if output.candidate_weights is None else torch.as_tensor(output.candidate_weights),
+    )
+
+
 def forecast_fork_clip(
     pipe: DeltaWorldPipeline,
     world: ForkWorld,
@@ -125,30 +154,14 @@ def forecast_fork_clip(
     if getattr(pipe, "rgb_decoder", None) is None:
         raise ValueError("The fork demo reads branches from decoded pixels: the pipeline needs an `rgb_decoder` component.")
     item = world[index]
-    num_context = world.num_context_frames
     output = pipe(
-        item["frames"][:num_context],
-        timestamps=item["timestamps"][:num_context],
-        future_timestamps=item["timestamps"][num_context:],
+        **fork_pipeline_inputs(world, item),
         num_samples=num_samples,
         num_candidates=num_candidates,
         candidate_selection=candidate_selection,
         generator=generator,
     )
-    frames = torch.as_tensor(output.future_frames)[:, 0]  # (num_samples, H, W, 3) uint8
-    sample_modes = world.read_mode(frames.permute(0, 3, 1, 2), item, step=0)  # (num_samples,)
-    return ForkDemoClip(
-        context_frames=item["frames"][:num_context].permute(0, 2, 3, 1),
-        context_timestamps=item["timestamps"][:num_context],
-        branch_frames=item["all_futures"][:, 0].permute(0, 2, 3, 1),
-        true_mode=int(item["mode"]),
-        sample_frames=frames,
-        sample_modes=sample_modes,
-        mean_frame=frames.float().mean(0).round().to(torch.uint8),
-        coverage=fork_mode_coverage(sample_modes, world.num_modes),
-        candidate_indices=None if output.candidate_indices is None else torch.as_tensor(output.candidate_indices),
-        candidate_weights=None if output.candidate_weights is None else torch.as_tensor(output.candidate_weights),
-    )
+    return read_fork_forecast(world, item, output)
 
 
 def run_fork_demo(
@@ -247,8 +260,10 @@ __all__ = [
     "DemoPipeline",
     "ForkDemoClip",
     "forecast_fork_clip",
+    "fork_pipeline_inputs",
     "fork_mode_names",
     "fork_world_for",
     "load_demo_pipeline",
+    "read_fork_forecast",
     "run_fork_demo",
 ]

@@ -292,15 +292,16 @@ class DeltaWorldPipeline(DiffusionPipeline):
         self, clip: PreparedClip, num_samples, num_candidates, candidate_selection, generator, noise, output_type, on_step
     ) -> dict:
         """One clip's rollout; returns float32 CPU tensors with a leading `num_views` axis."""
-        views = clip.views.to(self.device)
+        device = self.device  # once: diffusers finds it by walking the components
+        views = clip.views.to(device)
         num_views = views.shape[0]
         # Times relative to the first context frame, as the official data (RoPE only sees differences anyway).
         origin = clip.context_timestamps[0]
-        context_times = (clip.context_timestamps - origin).to(torch.float32).to(self.device).expand(num_views, -1)
-        future_times = (clip.future_timestamps - origin).to(torch.float32).to(self.device).expand(num_views, -1)
+        context_times = (clip.context_timestamps - origin).to(torch.float32).to(device).expand(num_views, -1)
+        future_times = (clip.future_timestamps - origin).to(torch.float32).to(device).expand(num_views, -1)
         if noise is not None:
             noise = torch.as_tensor(noise)
-            noise = (noise.expand(num_views, *noise.shape) if noise.ndim == 3 else noise).to(self.device)
+            noise = (noise.expand(num_views, *noise.shape) if noise.ndim == 3 else noise).to(device)
         decode_now = output_type != "latent" and num_candidates is None
         output = self.world_model.generate(
             frames=views, timestamps=context_times, future_timestamps=future_times,
@@ -327,7 +328,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
         result = {key: None if value is None else value.float().cpu() for key, value in result.items()}
         result["candidate_indices"] = None if result["candidate_indices"] is None else result["candidate_indices"].long()
         if clip.ground_truth_views is not None:
-            result["ground_truth_features"] = feature_geometry(self.world_model).extract_features(clip.ground_truth_views.to(self.device)).float().cpu()
+            result["ground_truth_features"] = feature_geometry(self.world_model).extract_features(clip.ground_truth_views.to(device)).float().cpu()
         return result
 
     def _decode_tokens(self, delta_tokens: torch.Tensor, last_features: torch.Tensor, frame_size) -> torch.Tensor:

@@ -28,8 +28,9 @@ def _pairwise_distances(candidates: torch.Tensor) -> torch.Tensor:
     `sqrt(|a|² + |b|² - 2 a·b)` with one batched matmul."""
     candidates = candidates.float()
     squared = candidates.square().sum(-1)  # (batch, n)
-    products = torch.baddbmm(squared[:, :, None] + squared[:, None, :], candidates, candidates.transpose(1, 2), alpha=-2)
-    return products.clamp_min_(0).sqrt_()
+    # One (batch, n, n) buffer, filled by the matmul and finished in place.
+    products = torch.baddbmm(squared[:, :, None], candidates, candidates.transpose(1, 2), alpha=-2)
+    return products.add_(squared[:, None, :]).clamp_min_(0).sqrt_()
 
 
 def _rows(distances: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
