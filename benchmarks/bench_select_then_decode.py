@@ -13,7 +13,7 @@
    clips are rendered before and the pixels read after), its CPU utilisation = process CPU / wall.
 2. `latent`: 1000 futures x 3 steps with `output_type="latent"` (delta tokens only) vs a decoded 20-sample, 3-step
    forecast, interleaved; `vitb_latent`: the same with ViT-B sizes and random weights (`_common.build_model`) on random
-   256 px frames.
+   `--vitb-size` (256) px frames.
 3. `sizes`: the time ratio of the coverage arms on fork clips rendered at each of `--sizes` (time only).
 4. `vitb_select`: at ViT-B sizes, the time of N chosen among 256 (3 steps) vs N plain decoded draws (no coverage:
    random weights).
@@ -74,6 +74,7 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="frame sizes of the sizes row")
     parser.add_argument("--size-repeats", type=int, default=30, help="sizes row: timed rounds after one warm-up")
     parser.add_argument("--vitb-repeats", type=int, default=2)
+    parser.add_argument("--vitb-size", type=int, default=256, help="frame size of the vitb_* rows")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default="select_then_decode", help="results/<output>.json")
@@ -285,9 +286,9 @@ def main(argv=None):
         write_json(args.output, payload)
         print(f"demo model: latent / decoded time x{payload['latent_demo']['time_ratio_first_over_second']:.2f} (target <= 1)")
     if {"vitb_latent", "vitb_select"} & set(args.rows):
-        vitb = DeltaWorldPipeline(world_model=build_model("vitb", args.device), size=256)
+        vitb = DeltaWorldPipeline(world_model=build_model("vitb", args.device), size=args.vitb_size)
         vitb.set_progress_bar_config(disable=True)
-        frames, timestamps = make_clip(1, 4, 256, args.device)
+        frames, timestamps = make_clip(1, 4, args.vitb_size, args.device)
         for row, measure in (("vitb_latent", latent_row), ("vitb_select", select_row)):
             if row in args.rows:
                 payload[row] = measure(vitb, frames[0], timestamps[0], args, args.vitb_repeats)

@@ -8,13 +8,18 @@
    Forward + backward are timed together; the AdamW update of the predictor is timed on its own and reported both
    ways, because with cached tokens it is a large part of the step.
 
+`--bf16` runs the forward passes under `torch.autocast(dtype=torch.bfloat16)` (the weights and AdamW stay fp32). On
+`--device cuda` the DeltaTok rows also report the peak CUDA memory (`torch.cuda.max_memory_allocated`) above set-up.
+
     python benchmarks/bench_training.py
     python benchmarks/bench_training.py --candidates 16 64 256 --batch-size 1 --num-frames 4
+    python benchmarks/bench_training.py --device cuda --bf16
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -48,6 +53,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def ratio(numerator, denominator):
+    """`numerator / denominator` to 3 decimals; None when either is missing or the denominator is not positive."""
+    return None if numerator is None or not denominator or denominator <= 0 else round(numerator / denominator, 3)
+
+
+def forward_precision(args):
+    """The context the forward passes run in: bf16 autocast with `--bf16`, else nothing."""
+    if not args.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(args.device).type, dtype=torch.bfloat16)
+
+
 def deltatok_worker(args) -> None:
     """One configuration in a fresh process; prints one JSON line."""
     torch.manual_seed(0)
@@ -59,12 +76,17 @@ def deltatok_worker(args) -> None:
     frames, _ = make_clip(args.batch_size, 2, args.size, args.device)
     reset_peak_rss()
     baseline = current_rss_mib()
+    on_cuda = args.device.startswith("cuda")
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+        cuda_baseline = torch.cuda.memory_allocated()
 
     def step():
         # No optimizer update: both variants see the same weights every step and their gradients can be compared.
         optimizer.zero_grad(set_to_none=True)
         torch.manual_seed(0)  # same RoPE-augmentation draws in both variants
-        loss = model(frames=frames).loss
+        with forward_precision(args):
+            loss = model(frames=frames).loss
         loss.backward()
         return loss.item()
 
@@ -84,6 +106,9 @@ def deltatok_worker(args) -> None:
         "rss_after_setup_mib": round(baseline, 1),
         "peak_rss_mib": round(peak, 1),
         "peak_above_setup_mib": round(peak - baseline, 1),
+        "cuda_peak_above_setup_mib": (
+            round((torch.cuda.max_memory_allocated() - cuda_baseline) / 2**20, 1) if on_cuda else None
+        ),
         "loss": loss,
     }))
 
@@ -98,6 +123,7 @@ def main() -> None:
     parser.add_argument("--skip-deltatok", action="store_true")
     parser.add_argument("--skip-deltaworld", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="forward passes under bf16 autocast")
     parser.add_argument("--output", default="training", help="results/<output>.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpointing", type=int, default=0, help=argparse.SUPPRESS)
@@ -114,7 +140,7 @@ def main() -> None:
             command = [
                 sys.executable, __file__, "--worker", "--checkpointing", str(checkpointing), "--size", str(args.size),
                 "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--device", args.device,
-                "--gradient-path", str(gradient_path),
+                "--gradient-path", str(gradient_path), *(["--bf16"] if args.bf16 else []),
             ]
             print("running", " ".join(command[1:]))
             output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -124,10 +150,14 @@ def main() -> None:
         for path in paths:
             path.unlink()  # ~680 MB each
         results["deltatok"] = {
-            "setting": f"ViT-B/16, {args.size}x{args.size}, batch {args.batch_size} pairs, forward+backward",
+            "setting": f"ViT-B/16, {args.size}x{args.size}, batch {args.batch_size} pairs, forward+backward"
+            + (", bf16 autocast" if args.bf16 else ""),
             "rows": rows,
             "checkpointing_step_time_ratio": round(rows[1]["step_s"] / rows[0]["step_s"], 3),
-            "checkpointing_peak_memory_ratio": round(rows[1]["peak_above_setup_mib"] / rows[0]["peak_above_setup_mib"], 3),
+            "checkpointing_peak_memory_ratio": ratio(rows[1]["peak_above_setup_mib"], rows[0]["peak_above_setup_mib"]),
+            "checkpointing_cuda_peak_memory_ratio": ratio(
+                rows[1]["cuda_peak_above_setup_mib"], rows[0]["cuda_peak_above_setup_mib"]
+            ),
             "gradient_max_abs_diff": (plain - checkpointed).abs().max().item(),
         }
         write_json(args.output, results)
@@ -137,15 +167,16 @@ def main() -> None:
         model = build_model("vitb", args.device).train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         frames, timestamps = make_clip(args.batch_size, args.num_frames, args.size, args.device)
-        with torch.no_grad():
-            delta_tokens = model.encode_context(frames)[0]  # the token cache of this clip
+        with torch.no_grad(), forward_precision(args):
+            delta_tokens = model.encode_context(frames)[0].float()  # the token cache of this clip
 
         def step(candidates: int, **inputs):
             def run():
                 # Forward + backward only; the AdamW update (identical in both variants, ~85M predictor parameters)
                 # is timed separately below, so that both "with" and "without optimizer" ratios can be reported.
                 optimizer.zero_grad(set_to_none=True)
-                loss = model(timestamps=timestamps, num_samples_train=candidates, **inputs).loss
+                with forward_precision(args):
+                    loss = model(timestamps=timestamps, num_samples_train=candidates, **inputs).loss
                 loss.backward()
                 return loss.item()
 
@@ -177,7 +208,8 @@ def main() -> None:
             }
             rows.append(row)
             results["deltaworld"] = {
-                "setting": f"ViT-B predictor, {args.size}x{args.size}, batch {args.batch_size}, {args.num_frames} frames/clip",
+                "setting": f"ViT-B predictor, {args.size}x{args.size}, batch {args.batch_size}, {args.num_frames} frames/clip"
+                + (", bf16 autocast" if args.bf16 else ""),
                 "rows": rows,
             }
             write_json(args.output, results)
