@@ -199,6 +199,26 @@ def test_fork_clip_forecast_is_one_pipeline_call_then_reading_the_pixels(fork_pi
     assert torch.equal(again.candidate_indices, clip.candidate_indices) and again.coverage == clip.coverage
 
 
+def test_fork_demo_selects_with_the_method_asked_for(fork_pipeline, tmp_path, monkeypatch):
+    # The select-then-decode part follows candidate_selection (the demo's --selection) and reports it.
+    from deltatok_hf.demo import SELECTION_NAMES, run_fork_demo
+    from deltatok_hf.pipelines import SELECTION_METHODS, pipeline_deltaworld
+
+    assert set(SELECTION_NAMES) == set(SELECTION_METHODS)
+    used = []
+    select = pipeline_deltaworld.select_candidates
+    monkeypatch.setattr(
+        pipeline_deltaworld, "select_candidates", lambda tokens, k, method: used.append(method) or select(tokens, k, method)
+    )
+    for method in SELECTION_METHODS:
+        used.clear()
+        report = run_fork_demo(
+            fork_pipeline, tmp_path / method, num_clips=1, num_samples=2, selection_candidates=32,
+            candidate_selection=method,
+        )["select_then_decode"]  # fmt: skip
+        assert report["method"] == method and used == [method]
+
+
 def test_fork_demo_needs_an_rgb_decoder(saved_model, tmp_path):
     from deltatok_hf.demo import load_demo_pipeline, run_fork_demo
 

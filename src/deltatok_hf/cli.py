@@ -316,7 +316,7 @@ DEMO_FORK_SAMPLES_SHOWN = 8
 
 def _demo_command(args: argparse.Namespace) -> int:
     from .data.video import demo_clip_path  # noqa: PLC0415
-    from .demo import load_demo_pipeline, run_fork_demo  # noqa: PLC0415
+    from .demo import SELECTION_NAMES, load_demo_pipeline, run_fork_demo  # noqa: PLC0415
 
     demo = load_demo_pipeline(dtype=DTYPES[args.dtype])
     if demo.random_weights:
@@ -375,8 +375,8 @@ def _demo_command(args: argparse.Namespace) -> int:
         if selection is not None:
             print(
                 f"select-then-decode on the same clips: {selection['num_candidates']} futures drawn as delta tokens, "
-                f"{selection['num_kept']} kept by k-medoids in token space and decoded (the share of the drawn futures "
-                "each stands for in brackets):"
+                f"{selection['num_kept']} kept by {SELECTION_NAMES[selection['method']]} in token space and decoded (the "
+                "share of the drawn futures each stands for in brackets):"
             )
             for index, clip in enumerate(selection["clips"]):
                 kept = ", ".join(f"{future['mode']} ({future['weight']:.2f})" for future in clip["kept"])

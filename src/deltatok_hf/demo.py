@@ -20,6 +20,9 @@ RANDOM_DEMO_SEED = 0
 # and chosen so that its first three clips take three different branches from three different headings.
 FORK_DEMO_SEED = 2053
 
+# How the demo names each selection method in its printout and pictures.
+SELECTION_NAMES = {"k_medoids": "k-medoids", "farthest_point": "farthest-point"}
+
 
 @dataclass
 class DemoPipeline:
@@ -182,8 +185,8 @@ def run_fork_demo(
     [`deltatok_hf.visualization.make_fork_grid`]), `fork.json` and, with `gif`, `fork.gif` to `out_dir`. Returns the
     report written to `fork.json`: per clip the true branch, the branch every sample shows and the coverage; and, with
     `selection_candidates`, select-then-decode on the same clips: as many futures as there are branches, kept by
-    k-medoids among `selection_candidates` drawn in token space, each with its branch and the share of the drawn
-    futures it stands for.
+    `candidate_selection` (k-medoids by default; also used for the first part with `num_candidates`) among
+    `selection_candidates` drawn in token space, each with its branch and the share of the drawn futures it stands for.
     """
     from .visualization import save_fork_gif, save_fork_png  # noqa: PLC0415 (PIL drawing only when asked)
 
@@ -221,13 +224,16 @@ def run_fork_demo(
     }
     if selection_candidates is not None:
         kept = [
-            forecast_fork_clip(pipe, world, index, num_samples=world.num_modes, num_candidates=selection_candidates, generator=generator)
+            forecast_fork_clip(
+                pipe, world, index, num_samples=world.num_modes, num_candidates=selection_candidates,
+                generator=generator, candidate_selection=candidate_selection,
+            )
             for index in range(num_clips)
         ]  # fmt: skip
         report["select_then_decode"] = {
             "num_candidates": selection_candidates,
             "num_kept": world.num_modes,
-            "method": "k_medoids",
+            "method": candidate_selection,
             "clips": [
                 {
                     "kept": [
@@ -242,8 +248,9 @@ def run_fork_demo(
             "picture": str(
                 save_fork_png(
                     kept, out_dir / "fork_selected.png", names, max_samples_shown=world.num_modes,
-                    title=f"Fork world (synthetic): {world.num_modes} of {selection_candidates} futures kept by k-medoids "
-                    "in token space, each with the share of the drawn futures it stands for"
+                    title=f"Fork world (synthetic): {world.num_modes} of {selection_candidates} futures kept by "
+                    f"{SELECTION_NAMES[candidate_selection]} in token space, each with the share of the drawn futures it "
+                    "stands for"
                     + (f" ({caveat})" if caveat else ""),
                 )
             ),
@@ -257,6 +264,7 @@ def run_fork_demo(
 __all__ = [
     "DEMO_MODEL_DIR",
     "FORK_DEMO_SEED",
+    "SELECTION_NAMES",
     "DemoPipeline",
     "ForkDemoClip",
     "forecast_fork_clip",
