@@ -115,36 +115,41 @@ def select_arm(args, method: str) -> str:
     return f"select_{method}_{args.num_samples}_of_{args.num_candidates}"
 
 
-def coverage_rows(pipe: DeltaWorldPipeline, args) -> dict:
-    """Per arm: mean coverage over clips, median and total wall seconds, CPU utilisation."""
-    world = fork_world_for(pipe, args.num_clips, seed=BENCHMARK_WORLD_SEED, **world_options(args))
+def plain_and_selection_arms(args) -> dict[str, dict]:
+    """Arm name -> pipeline options: N plain draws, then N chosen of `num_candidates` by each of `args.selections`."""
     arms = {f"plain_{args.num_samples}": dict(num_samples=args.num_samples)}
     for method in args.selections:
         arms[select_arm(args, method)] = dict(
             num_samples=args.num_samples, num_candidates=args.num_candidates, candidate_selection=method
         )
+    return arms
+
+
+def coverage_rows(pipe: DeltaWorldPipeline, args) -> dict:
+    """Per arm: mean coverage over clips, median and total wall seconds, CPU utilisation."""
+    world = fork_world_for(pipe, args.num_clips, seed=BENCHMARK_WORLD_SEED, **world_options(args))
+    arms = plain_and_selection_arms(args)
     if not args.no_ceiling:
         arms[f"plain_{args.num_candidates}"] = dict(num_samples=args.num_candidates)
-    if args.floor:
-        arms[floor_arm(args)] = "floor"
-        floor_options = dict(num_samples=args.num_samples, num_candidates=args.num_candidates)
+    if args.floor:  # select-then-decode with the choice replaced by "the first N" (a diagnostic)
+        arms[floor_arm(args)] = dict(num_samples=args.num_samples, num_candidates=args.num_candidates)
     items = [world[index] for index in range(args.num_clips)]  # rendered once, outside the timer
 
-    def forecast(index, options):
+    def forecast(index, name):
         generator = torch.Generator(device=pipe.device).manual_seed(index)
-        inputs = fork_pipeline_inputs(world, items[index])
-        if options == "floor":  # select-then-decode with the choice replaced by "the first N" (a diagnostic)
-            with first_candidates_instead_of_selection():
-                return pipe(**inputs, generator=generator, **floor_options)
-        return pipe(**inputs, generator=generator, **options)
+        call = lambda: pipe(**fork_pipeline_inputs(world, items[index]), generator=generator, **arms[name])  # noqa: E731
+        if name != floor_arm(args):
+            return call()
+        with first_candidates_instead_of_selection():
+            return call()
 
-    forecast(0, arms[f"plain_{args.num_samples}"])  # warm-up (allocations, lazy imports)
+    forecast(0, f"plain_{args.num_samples}")  # warm-up (allocations, lazy imports)
     records = {name: {"coverage": [], "wall_s": [], "cpu_s": []} for name in arms}
     for index in range(args.num_clips):
         order = list(arms) if index % 2 == 0 else list(reversed(arms))
         for name in order:
             # Only the pipeline call is timed; reading the branches from the pixels is the benchmark's own work.
-            output, wall, utilisation = timed(lambda: forecast(index, arms[name]), args.device)
+            output, wall, utilisation = timed(lambda: forecast(index, name), args.device)
             records[name]["coverage"].append(read_fork_forecast(world, items[index], output).coverage)
             records[name]["wall_s"].append(wall)
             records[name]["cpu_s"].append(wall * utilisation)
@@ -187,11 +192,7 @@ def sizes_row(pipe: DeltaWorldPipeline, args) -> dict:
         context = pipe.config.context_frames
         frames, times, future = item["frames"][:context], item["timestamps"][:context], item["timestamps"][context:]
         call = lambda options: pipe(frames, timestamps=times, future_timestamps=future, size=size, seed=0, **options)  # noqa: E731
-        arms = {f"plain_{args.num_samples}": dict(num_samples=args.num_samples)}
-        for method in args.selections:
-            arms[select_arm(args, method)] = dict(
-                num_samples=args.num_samples, num_candidates=args.num_candidates, candidate_selection=method
-            )
+        arms = plain_and_selection_arms(args)
         functions = {name: (lambda options=options: call(options).future_delta_tokens.shape) for name, options in arms.items()}
         result = interleaved(functions, repeats=args.size_repeats, warmup=1, device=args.device)
         result.pop("outputs")
