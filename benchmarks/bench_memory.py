@@ -19,6 +19,9 @@ same generator seed, so they must be equal.
 
     cd benchmarks && ../.venv/bin/python bench_memory.py
     cd benchmarks && ../.venv/bin/python bench_memory.py --candidates 1 16 64 256 --batch-size 16 --num-frames 8
+
+With `--device cuda` the rows also give `torch.cuda.max_memory_allocated` over the step (reset after the warm-up):
+the peak of everything allocated on the GPU, and that peak above what was allocated before the step.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from bench_training import current_rss_mib, peak_rss_mib, reset_peak_rss
 
 def training_step(model, optimizer, delta_tokens, timestamps, candidates: int, seed: int):
     optimizer.zero_grad(set_to_none=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=delta_tokens.device).manual_seed(seed)
     output = model(delta_tokens=delta_tokens, timestamps=timestamps, num_samples_train=candidates, generator=generator)
     output.loss.backward()
     optimizer.step()
@@ -48,21 +51,29 @@ def training_step(model, optimizer, delta_tokens, timestamps, candidates: int, s
 def worker(args) -> None:
     """One (K, scoring mode) in a fresh process; prints one JSON line."""
     torch.manual_seed(0)
-    model = build_model("vitb").train()
+    model = build_model("vitb", args.device).train()
     model.config.candidate_chunk_size = None if args.chunk_size == 0 else args.chunk_size
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     generator = torch.Generator().manual_seed(1)
     delta_tokens = torch.randn(args.batch_size, args.num_frames, model.config.delta_token_size, generator=generator)
     timestamps = (torch.arange(args.num_frames, dtype=torch.float32) * 0.25).expand(args.batch_size, -1)
+    delta_tokens, timestamps = delta_tokens.to(args.device), timestamps.to(args.device)
     training_step(model, optimizer, delta_tokens, timestamps, candidates=1, seed=2)  # gradients + AdamW states exist
 
+    on_cuda = args.device.startswith("cuda")
+    if on_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        cuda_before = torch.cuda.memory_allocated()
     reset_peak_rss()
     before = current_rss_mib()
     start = time.perf_counter()
     output = training_step(model, optimizer, delta_tokens, timestamps, candidates=args.worker_candidates, seed=3)
+    if on_cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak = peak_rss_mib()
-    print(json.dumps({
+    row = {
         "K": args.worker_candidates,
         "candidate_chunk_size": model.config.candidate_chunk_size,
         "rss_before_step_mib": round(before, 1),
@@ -71,7 +82,13 @@ def worker(args) -> None:
         "step_s": round(seconds, 2),
         "loss": output.loss.item(),
         "best_candidate_indices": output.best_candidate_indices.tolist(),
-    }))
+    }
+    if on_cuda:  # the GPU's own figures (the RSS then only says what the host side holds)
+        peak_cuda = torch.cuda.max_memory_allocated()
+        row["cuda_before_step_mib"] = round(cuda_before / 2**20, 1)
+        row["cuda_peak_mib"] = round(peak_cuda / 2**20, 1)
+        row["cuda_peak_above_before_mib"] = round((peak_cuda - cuda_before) / 2**20, 1)
+    print(json.dumps(row))
 
 
 def main() -> None:
@@ -79,6 +96,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-frames", type=int, default=8, help="frames per clip (the official training clips: 8)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (adds torch.cuda's peak memory)")
     parser.add_argument("--output", default="memory", help="results/<output>.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-candidates", type=int, default=1, help=argparse.SUPPRESS)
@@ -93,7 +111,7 @@ def main() -> None:
     modes = {"one_pass": 0, f"passes_of_{default_chunk}": default_chunk}
     results = {
         "command": "python " + " ".join(sys.argv),
-        "machine": machine_info(),
+        "machine": machine_info(args.device),
         "setting": (
             f"ViT-B predictor, cached delta tokens, batch {args.batch_size} clips of {args.num_frames} frames "
             f"({args.batch_size * (args.num_frames - 1)} targets), forward + backward + AdamW, one step after a K = 1 "
@@ -108,6 +126,7 @@ def main() -> None:
             command = [
                 sys.executable, __file__, "--worker", "--worker-candidates", str(candidates), "--chunk-size",
                 str(chunk_size), "--batch-size", str(args.batch_size), "--num-frames", str(args.num_frames),
+                "--device", args.device,
             ]
             print("running", " ".join(command[1:]), flush=True)
             output = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout
@@ -118,8 +137,9 @@ def main() -> None:
         results["rows"].append(row)
         reference = results["rows"][0]
         for mode in modes:
-            for name in ("peak_rss_mib", "peak_above_before_mib"):
-                row[mode][f"{name}_vs_first_K"] = round(row[mode][name] / reference[mode][name], 3)
+            for name in ("peak_rss_mib", "peak_above_before_mib", "cuda_peak_mib", "cuda_peak_above_before_mib"):
+                if name in row[mode]:
+                    row[mode][f"{name}_vs_first_K"] = round(row[mode][name] / max(reference[mode][name], 1e-9), 3)
         write_json(args.output, results)
         print(json.dumps(row), flush=True)
 

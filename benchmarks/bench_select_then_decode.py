@@ -15,7 +15,9 @@
    forecast, interleaved; `vitb_latent`: the same with ViT-B sizes and random weights (`_common.build_model`) on random
    `--vitb-size` (256) px frames.
 3. `sizes`: the time ratio of the coverage arms on fork clips rendered at each of `--sizes` (time only).
-4. `vitb_select`: at ViT-B sizes, the time of N chosen among 256 (3 steps) vs N plain decoded draws (no coverage:
+4. `mean`: how well the N kept futures' mean (`mean_future_features`, weighted by `candidate_weights`) estimates the
+   mean of all the candidates decoded, against their plain mean and the mean of N plain draws (`mean_row`).
+5. `vitb_select`: at ViT-B sizes, the time of N chosen among 256 (3 steps) vs N plain decoded draws (no coverage:
    random weights).
 
 The 4-branch models come from `examples/train_demo_model.py --num_modes 4 ...` (RESULTS.md section 10); the default
@@ -67,9 +69,10 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="latent rows: timed rounds after one warm-up")
     parser.add_argument(
         "--rows", nargs="+", default=["coverage", "latent"],
-        choices=("coverage", "latent", "sizes", "vitb_latent", "vitb_select"),
-        help="what to measure; sizes: the time ratio of the coverage arms at several frame sizes; vitb_*: ViT-B sizes "
-        "with random weights on random 256 px frames (speed only)",
+        choices=("coverage", "latent", "sizes", "mean", "vitb_latent", "vitb_select"),
+        help="what to measure; sizes: the time ratio of the coverage arms at several frame sizes; mean: how close the "
+        "kept futures' mean comes to the mean of all the candidates; vitb_*: ViT-B sizes with random weights on random "
+        "256 px frames (speed only)",
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="frame sizes of the sizes row")
     parser.add_argument("--size-repeats", type=int, default=30, help="sizes row: timed rounds after one warm-up")
@@ -208,6 +211,38 @@ def sizes_row(pipe: DeltaWorldPipeline, args) -> dict:
     return rows
 
 
+def mean_row(pipe: DeltaWorldPipeline, args) -> dict:
+    """
+    How well the mean of the N kept futures estimates the mean of all `num_candidates` drawn (the forecast one would
+    get by decoding every candidate): per held-out clip, all candidates decoded once (`num_samples=num_candidates`,
+    same seed: the same draws), then per selection method the relative L2 error of `mean_future_features` (weighted
+    by `candidate_weights`) and of the plain mean of the same N, and of the first N draws (plain sampling).
+    """
+    world = fork_world_for(pipe, args.num_clips, seed=BENCHMARK_WORLD_SEED, **world_options(args))
+    errors = {"first_n_draws": []}
+    errors.update({f"{method}_{kind}": [] for method in args.selections for kind in ("weighted", "unweighted")})
+    relative = lambda estimate, target: float((estimate - target).norm() / target.norm())  # noqa: E731
+    for index in range(args.num_clips):
+        inputs = fork_pipeline_inputs(world, world[index])
+        everything = pipe(**inputs, num_samples=args.num_candidates, seed=index)
+        target = everything.future_features.mean(0)
+        errors["first_n_draws"].append(relative(everything.future_features[: args.num_samples].mean(0), target))
+        for method in args.selections:
+            kept = pipe(
+                **inputs, num_samples=args.num_samples, num_candidates=args.num_candidates, candidate_selection=method,
+                seed=index,
+            )  # fmt: skip
+            if not torch.equal(kept.future_delta_tokens, everything.future_delta_tokens[kept.candidate_indices]):
+                raise RuntimeError("The kept futures are not among the candidates decoded at once (same seed).")
+            errors[f"{method}_weighted"].append(relative(kept.mean_future_features, target))
+            errors[f"{method}_unweighted"].append(relative(kept.future_features.mean(0), target))
+    rows = {name: {"mean_relative_error": statistics.fmean(values), "per_clip": values} for name, values in errors.items()}
+    for method in args.selections:
+        weighted, unweighted = errors[f"{method}_weighted"], errors[f"{method}_unweighted"]
+        rows[f"{method}_weighted"]["clips_closer_than_unweighted"] = sum(w < u for w, u in zip(weighted, unweighted))
+    return rows
+
+
 def latent_row(pipe: DeltaWorldPipeline, frames, timestamps, args, repeats: int) -> dict:
     """`latent_samples` futures x 3 steps as delta tokens vs a decoded `decoded_samples`-sample 3-step forecast."""
     arms = {
@@ -279,6 +314,13 @@ def main(argv=None):
         for size, row in payload["sizes"].items():
             ratios = ", ".join(f"{method} x{r['time_ratio']:.2f} (CPU x{r['cpu_time_ratio']:.2f})" for method, r in row["selected_over_plain"].items())
             print(f"{size} px: plain {row[f'plain_{args.num_samples}']['median_s'] * 1000:.1f} ms; {ratios}")
+    if "mean" in args.rows:
+        payload["mean"] = mean_row(pipe, args)
+        write_json(args.output, payload)
+        for name, row in payload["mean"].items():
+            closer = row.get("clips_closer_than_unweighted")
+            note = "" if closer is None else f" (closer than the unweighted mean on {closer} of {args.num_clips} clips)"
+            print(f"mean of {name}: relative error to the mean of all {args.num_candidates} {row['mean_relative_error']:.4f}{note}")
     if "latent" in args.rows:
         world = fork_world_for(pipe, 1, seed=BENCHMARK_WORLD_SEED, **world_options(args))
         item = world[0]

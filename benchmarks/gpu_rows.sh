@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The GPU rows of RESULTS.md in one run sized for a short lease (at most 9 minutes of row limits in all): forecasts
+# The GPU rows of RESULTS.md in one run sized for a short lease (580 s of row limits in all, inside one 600 s command): forecasts
 # against the reference in fp32, bf16, bf16 autocast and after compile_for_inference; the training steps in fp32 and
-# under bf16 autocast; latent sampling and select-then-decode at ViT-B sizes. Every row is one of the CPU scripts,
+# under bf16 autocast; the Best-of-Many step's peak CUDA memory at K = 1 and 256; latent sampling and select-then-decode at ViT-B sizes. Every row is one of the CPU scripts,
 # unchanged, with --device; each has its own time limit, so one that overruns does not cost the others.
 #
 #   benchmarks/gpu_rows.sh [DEVICE] [COPY_TO]
 #     DEVICE   cuda (default) or cpu: the same rows on the CPU, to check the script itself
 #     COPY_TO  also copy each row's results/gpu_*.json (and the log) there as soon as it is written ($OUT by default)
 #   QUICK=1 benchmarks/gpu_rows.sh cpu      every row at toy sizes (tiny preset, 32-64 px), files named quick_* (not
-#                                           kept in git): about 4 minutes on 2 cores
+#                                           kept in git): 5-6 minutes on 2 cores
 #
 # The package is imported from ../src (no install needed); PYTHON picks the interpreter (default python3).
 set -uo pipefail
@@ -54,12 +54,14 @@ if [ -n "${QUICK:-}" ]; then
     row training_bf16 300 bench_training.py --size 32 --candidates 4 --steps 1 --bf16
     row select_then_decode 300 bench_select_then_decode.py --rows latent vitb_latent vitb_select --num-clips 2 \
         --latent-samples 100 --repeats 1 --vitb-size 32 --vitb-repeats 1
+    row memory 300 bench_memory.py --candidates 1 4 --batch-size 2 --num-frames 3
 else
     # Compilation is per shape (tens of seconds each on a GPU), so it gets one shape and a row of its own.
-    row inference 180 bench_inference.py --sizes 256 512 --batch-sizes 1 8 --repeats 3 --autocast --reference-bf16
-    row inference_compiled 150 bench_inference.py --sizes 256 --batch-sizes 8 --repeats 3 --compile
+    row inference 170 bench_inference.py --sizes 256 512 --batch-sizes 1 8 --repeats 3 --autocast --reference-bf16
+    row inference_compiled 140 bench_inference.py --sizes 256 --batch-sizes 8 --repeats 3 --compile
     row training 80 bench_training.py --candidates 16 64 256 --batch-size 8
     row training_bf16 60 bench_training.py --candidates 16 64 256 --batch-size 8 --bf16
     row select_then_decode 80 bench_select_then_decode.py --rows latent vitb_latent vitb_select --vitb-repeats 3
+    row memory 50 bench_memory.py --candidates 1 256
 fi
 exit $failed

@@ -175,13 +175,26 @@ def test_fork_demo_reads_every_sample_and_its_report_agrees_with_itself(fork_pip
 
 
 def test_fork_demo_with_candidates_decodes_the_chosen_ones(fork_pipeline):
-    from deltatok_hf.demo import fork_world_for, forecast_fork_clip
+    from deltatok_hf.demo import fork_world_for, forecast_fork_clip, weighted_mean_frame
 
     world = fork_world_for(fork_pipeline, 1)
     clip = forecast_fork_clip(fork_pipeline, world, 0, num_samples=3, num_candidates=16, generator=torch.Generator().manual_seed(0))
     assert clip.sample_frames.shape[0] == 3 and clip.candidate_indices.shape == (3,)
     assert len(set(clip.candidate_indices.tolist())) == 3 and int(clip.candidate_indices.max()) < 16
     assert clip.candidate_weights.shape == (3,) and float(clip.candidate_weights.sum()) == pytest.approx(1.0)
+    # The mean picture weighs each kept future by its share of the candidates.
+    assert torch.equal(clip.mean_frame, weighted_mean_frame(clip.sample_frames, clip.candidate_weights))
+
+
+def test_the_mean_picture_weighs_the_kept_futures():
+    from deltatok_hf.demo import weighted_mean_frame
+
+    frames = torch.stack([torch.full((2, 2, 3), value, dtype=torch.uint8) for value in (0, 100, 200)])
+    assert torch.equal(weighted_mean_frame(frames), torch.full((2, 2, 3), 100, dtype=torch.uint8))
+    weighted = weighted_mean_frame(frames, torch.tensor([0.5, 0.25, 0.25]))
+    assert torch.equal(weighted, torch.full((2, 2, 3), 75, dtype=torch.uint8))
+    # Weights of a subset are shares of all the candidates: normalised over the frames given.
+    assert torch.equal(weighted_mean_frame(frames[1:], torch.tensor([0.1, 0.3])), torch.full((2, 2, 3), 175, dtype=torch.uint8))
 
 
 def test_fork_clip_forecast_is_one_pipeline_call_then_reading_the_pixels(fork_pipeline):

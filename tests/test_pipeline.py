@@ -462,10 +462,38 @@ def test_select_then_decode_returns_distinct_futures_drawn_among_the_candidates(
     torch.testing.assert_close(out.candidate_weights, weights[0])
     assert out.candidate_weights.sum().item() == pytest.approx(1.0)
     assert everything.candidate_weights is None
+    # The mean forecast counts each kept future for the share of the candidates it stands for.
+    weighted = (out.future_features * out.candidate_weights[:, None, None, None]).sum(0)
+    torch.testing.assert_close(out.mean_future_features, weighted, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="num_candidates"):
         pipe(_clip(3), fps=5, num_samples=4, num_candidates=2, size=32)
     with pytest.raises(ValueError, match="candidate_selection must be one of"):
         pipe(_clip(3), fps=5, num_samples=2, num_candidates=8, candidate_selection="random", size=32)
+
+
+def test_the_mean_of_select_then_decode_is_weighted_and_follows_decoding_a_subset():
+    # Scales large enough that the samples' features differ well above rounding (the tiny preset's random init
+    # decodes every sample to nearly the same features).
+    torch.manual_seed(0)
+    config = DeltaWorldConfig.tiny(noise_std=1.0, layer_scale_init=1.0, tokenizer_kwargs={"layer_scale_init": 1.0})
+    pipe = DeltaWorldPipeline(world_model=DeltaWorldForForecasting(config).eval())
+    out = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, size=32, seed=2)
+    weights = out.candidate_weights
+    assert not torch.allclose(weights, torch.full_like(weights, 1 / 3))  # else weighted and plain means would agree
+    weighted = (out.future_features * weights[:, None, None, None]).sum(0)
+    torch.testing.assert_close(out.mean_future_features, weighted, rtol=0, atol=1e-6)
+    spread = (out.future_features - out.future_features.mean(0)).abs().max()
+    assert (out.mean_future_features - out.future_features.mean(0)).abs().max() > 0.05 * spread
+    # Decoding again a subset, in another order: every per-sample field follows, the mean is renormalised over it.
+    again = pipe.decode(out, sample_indices=[2, 0])
+    torch.testing.assert_close(again.future_features, out.future_features[[2, 0]], rtol=0, atol=1e-6)
+    assert again.candidate_indices.tolist() == out.candidate_indices[[2, 0]].tolist()
+    torch.testing.assert_close(again.candidate_weights, weights[[2, 0]], rtol=0, atol=0)
+    torch.testing.assert_close(again.noise, out.noise[[2, 0]], rtol=0, atol=0)
+    share = weights[[2, 0]] / weights[[2, 0]].sum()
+    expected = out.future_features[2] * share[0] + out.future_features[0] * share[1]
+    torch.testing.assert_close(again.mean_future_features, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(pipe.decode(out).mean_future_features, out.mean_future_features, rtol=0, atol=1e-6)
 
 
 def test_return_dict_false_gives_tuples(pipe):

@@ -12,6 +12,7 @@ import torch
 from .data.synthetic import ForkWorld, fork_mode_coverage
 from .models.deltaworld import DeltaWorldConfig, DeltaWorldForForecasting
 from .pipelines import DeltaWorldPipeline
+from .pipelines.postprocessing import sample_mean
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "demo_model"
 # Seed of the random-weight fallback, so every run of the demo shows the same (meaningless) forecast.
@@ -78,7 +79,8 @@ class ForkDemoClip:
         sample_frames (`torch.ByteTensor` of shape `(num_samples, height, width, 3)`): every sample's decoded RGB.
         sample_modes (`torch.LongTensor` of shape `(num_samples,)`): the branch read from each sample's pixels
             (`read_fork_mode`), -1 where no disc is on a branch.
-        mean_frame (`torch.ByteTensor` of shape `(height, width, 3)`): the pixel mean of the samples' RGB frames.
+        mean_frame (`torch.ByteTensor` of shape `(height, width, 3)`): the pixel mean of the samples' RGB frames
+            (weighted by `candidate_weights` when there are some).
         coverage (`float`): fraction of the branches some sample shows.
         candidate_indices (`torch.LongTensor` of shape `(num_samples,)`, *optional*): with `num_candidates`, which of
             the drawn futures were decoded.
@@ -122,6 +124,13 @@ def fork_pipeline_inputs(world: ForkWorld, item: dict) -> dict:
     }
 
 
+def weighted_mean_frame(frames: torch.Tensor, weights=None) -> torch.Tensor:
+    """The pixel mean of sample frames `(S, H, W, 3)` uint8, weighted by select-then-decode's `candidate_weights`
+    `(S,)` when given (normalised over these samples)."""
+    weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)[None]
+    return sample_mean(frames.float()[None], weights)[0].round().to(torch.uint8)
+
+
 def read_fork_forecast(world: ForkWorld, item: dict, output) -> ForkDemoClip:
     """Read the branch of every sample of a pipeline `output` for fork-world `item` from its decoded pixels."""
     frames = torch.as_tensor(output.future_frames)[:, 0]  # (num_samples, H, W, 3) uint8
@@ -134,7 +143,7 @@ def read_fork_forecast(world: ForkWorld, item: dict, output) -> ForkDemoClip:
         true_mode=int(item["mode"]),
         sample_frames=frames,
         sample_modes=sample_modes,
-        mean_frame=frames.float().mean(0).round().to(torch.uint8),
+        mean_frame=weighted_mean_frame(frames, output.candidate_weights),
         coverage=fork_mode_coverage(sample_modes, world.num_modes),
         candidate_indices=None if output.candidate_indices is None else torch.as_tensor(output.candidate_indices),
         candidate_weights=None if output.candidate_weights is None else torch.as_tensor(output.candidate_weights),

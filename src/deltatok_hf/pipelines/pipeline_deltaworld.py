@@ -27,7 +27,7 @@ from transformers import AutoModel
 
 from ..data.video_processor import DeltaWorldVideoProcessor, PreparedClip, is_clip_batch
 from .pipeline_output import DeltaWorldPipelineOutput
-from .postprocessing import HEAD_COMPONENTS, apply_heads_and_decoder, finish_output, to_uint8_frames, view_fields
+from .postprocessing import HEAD_COMPONENTS, apply_heads_and_decoder, finish_output, sample_mean, to_uint8_frames, view_fields
 from .selection import SELECTION_METHODS, select_candidates
 
 
@@ -218,7 +218,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
             num_samples (default: the model's `num_samples_eval`): futures per clip.
             num_candidates: draw this many futures in token space and decode only `num_samples` of them, chosen for
                 diversity in token space over the whole rollout; `candidate_indices` says which, `candidate_weights`
-                what share of the drawn futures each stands for.
+                what share of the drawn futures each stands for (`mean_future_features` is weighted by it).
             candidate_selection: how to choose them: `"k_medoids"` (default: typical futures of different modes, the
                 largest first) or `"farthest_point"` (the most spread out, extremes included).
             generator (one, or a list with one per clip) or seed: randomness of the noise queries; noise
@@ -344,11 +344,14 @@ class DeltaWorldPipeline(DiffusionPipeline):
     ) -> DeltaWorldPipelineOutput:
         """
         Decode a latent forecast (`output_type="latent"`): features (and heads / RGB) of the chosen samples, equal to
-        what decoding during the rollout gives.
+        what decoding during the rollout gives. Any output with delta tokens can be decoded again the same way (a
+        select-then-decode one included: its `candidate_indices` and `candidate_weights` follow the samples kept, and
+        `mean_future_features` stays weighted by them).
 
         Args:
             output: a [`DeltaWorldPipelineOutput`] with `future_delta_tokens` and `context_features`.
-            sample_indices: which samples to decode (default: all), in the order wanted.
+            sample_indices: which samples to decode (default: all), in the order wanted; the per-sample fields
+                (`noise`, `candidate_indices`, `candidate_weights`) are taken in the same order.
             output_type: `"pt"`, `"np"` or `"pil"`.
         """
         if output.future_delta_tokens is None or output.context_features is None:
@@ -362,7 +365,10 @@ class DeltaWorldPipeline(DiffusionPipeline):
             if sample_indices.numel() < 1 or int(sample_indices.min()) < 0 or int(sample_indices.max()) >= tokens.shape[0]:
                 raise ValueError(f"sample_indices must be in [0, {tokens.shape[0]}), got {sample_indices.tolist()}.")
             tokens = tokens[sample_indices]
-            fields["noise"] = None if output.noise is None else torch.as_tensor(output.noise)[sample_indices]
+            # Every per-sample field follows the samples kept (select-then-decode's candidate fields included).
+            for name in ("noise", "candidate_indices", "candidate_weights"):
+                value = getattr(output, name)
+                fields[name] = None if value is None else torch.as_tensor(value)[sample_indices]
         frame_size = tuple(torch.as_tensor(output.context_frames).shape[1:3])
         context_features = torch.as_tensor(output.context_features)[None]  # (1, T, N, D): one view
         dtype = self.world_model.dtype
@@ -372,7 +378,8 @@ class DeltaWorldPipeline(DiffusionPipeline):
             "context_features": context_features,
             "ground_truth_features": None if output.ground_truth_features is None else torch.as_tensor(output.ground_truth_features)[None],
         }
-        result["mean_future_features"] = result["future_features"].mean(1)
+        weights = None if fields["candidate_weights"] is None else torch.as_tensor(fields["candidate_weights"])[None]
+        result["mean_future_features"] = sample_mean(result["future_features"], weights)
         result.update(self._heads_and_decoder(result, frame_size))
         decoded = {key: value for key, value in view_fields(result, 0).items() if value is not None and key != "context_features"}
         fields.update(decoded, future_delta_tokens=tokens, image=None)
@@ -388,7 +395,7 @@ class DeltaWorldPipeline(DiffusionPipeline):
     def _postprocess_clip(self, clip: PreparedClip, result: dict, output_type: str, max_samples_shown: int) -> list:
         frame_size = tuple(clip.views.shape[-2:])
         if result["future_features"] is not None:
-            result["mean_future_features"] = result["future_features"].mean(1)
+            result["mean_future_features"] = sample_mean(result["future_features"], result["candidate_weights"])
             result.update(self._heads_and_decoder(result, frame_size))
         outputs = []
         for index in range(clip.views.shape[0]):

@@ -21,7 +21,9 @@ class DeltaWorldPipelineOutput(BaseOutput):
             Decoded backbone features of every sampled future (`None` with `output_type="latent"`; decode them later
             with [`DeltaWorldPipeline.decode`]).
         mean_future_features (`torch.FloatTensor` of shape `(num_future_frames, num_patches, hidden_size)`, *optional*):
-            Mean over the samples (the paper's "mean" prediction).
+            Mean over the samples (the paper's "mean" prediction). With `num_candidates=`, the mean weighted by
+            `candidate_weights`, so that each kept sample counts for the share of the drawn futures it stands for (an
+            estimate of the mean of all the candidates, without decoding them).
         future_delta_tokens (`torch.FloatTensor` of shape `(num_samples, num_future_frames, hidden_size)`, *optional*):
             Predicted delta tokens (`None` for patch-level world models).
         context_delta_tokens (`torch.FloatTensor` of shape `(num_context_frames, hidden_size)`, *optional*):
@@ -40,7 +42,8 @@ class DeltaWorldPipelineOutput(BaseOutput):
             With `num_candidates=`, which of the drawn candidates were kept (and decoded), in the order of the samples.
         candidate_weights (`torch.FloatTensor` of shape `(num_samples,)`, *optional*):
             With `num_candidates=`, the share of the drawn candidates nearest (in token space) to each kept one: how
-            much of the model's futures each sample stands for. Sums to 1.
+            much of the model's futures each sample stands for. Sums to 1 (less after [`DeltaWorldPipeline.decode`]
+            of some of the samples: the shares stay those of all the drawn candidates).
         context_frames (`torch.ByteTensor` of shape `(num_context_frames, height, width, 3)`):
             The context frames as the model saw them (resized / cropped), for pictures.
         frame_size (`tuple[int, int]`):

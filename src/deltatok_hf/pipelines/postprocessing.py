@@ -31,6 +31,20 @@ def to_uint8_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames.movedim(-3, -1).float().round().clamp(0, 255).to(torch.uint8)
 
 
+def sample_mean(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """
+    The mean forecast: features `(V, S, ...)` averaged over the samples (axis 1). With `weights` `(V, S)` (the
+    `candidate_weights` of select-then-decode: the share of the drawn futures each kept one stands for) the weighted
+    mean, the weights normalised over the samples given, so that it estimates the mean of all the drawn futures rather
+    than giving a rare future as much say as a common one.
+    """
+    if weights is None:
+        return features.mean(1)
+    weights = weights.to(features.dtype)
+    weights = (weights / weights.sum(1, keepdim=True)).reshape(*weights.shape, *[1] * (features.ndim - 2))
+    return (features * weights).sum(1)
+
+
 def _run_chunked(module: nn.Module, features: torch.Tensor, read: Callable, device) -> torch.Tensor:
     """`read(module, chunk)` over `(..., N, D)` features in chunks of 8 maps (full-resolution maps never pile up)."""
     flat = features.reshape(-1, *features.shape[-2:])
