@@ -8,7 +8,7 @@
 #     DEVICE   cuda (default) or cpu: the same rows on the CPU, to check the script itself
 #     COPY_TO  also copy each row's results/gpu_*.json (and the log) there as soon as it is written ($OUT by default)
 #   QUICK=1 benchmarks/gpu_rows.sh cpu      every row at toy sizes (tiny preset, 32-64 px), files named quick_* (not
-#                                           kept in git): 5-6 minutes on 2 cores
+#                                           kept in git): about 4 minutes on 2 cores
 #
 # The package is imported from ../src (no install needed); PYTHON picks the interpreter (default python3).
 set -uo pipefail

@@ -494,6 +494,14 @@ def test_the_mean_of_select_then_decode_is_weighted_and_follows_decoding_a_subse
     expected = out.future_features[2] * share[0] + out.future_features[0] * share[1]
     torch.testing.assert_close(again.mean_future_features, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(pipe.decode(out).mean_future_features, out.mean_future_features, rtol=0, atol=1e-6)
+    # Choosing in token space without decoding: the same choice, decoded later to the same forecast.
+    latent = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, size=32, seed=2, output_type="latent")
+    assert latent.future_features is None and latent.mean_future_features is None
+    assert latent.candidate_indices.tolist() == out.candidate_indices.tolist()
+    torch.testing.assert_close(latent.candidate_weights, weights, rtol=0, atol=0)
+    later = pipe.decode(latent)
+    torch.testing.assert_close(later.future_features, out.future_features, rtol=0, atol=1e-6)
+    torch.testing.assert_close(later.mean_future_features, out.mean_future_features, rtol=0, atol=1e-6)
 
 
 def test_return_dict_false_gives_tuples(pipe):

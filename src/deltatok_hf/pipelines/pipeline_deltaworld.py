@@ -159,8 +159,6 @@ class DeltaWorldPipeline(DiffusionPipeline):
                 raise ValueError(f"num_candidates={num_candidates} must be >= num_samples={num_samples}.")
             if noise is not None:
                 raise ValueError("Pass either noise or num_candidates, not both.")
-            if output_type == "latent":
-                raise ValueError("num_candidates selects futures to decode; with output_type='latent' nothing is decoded.")
         if (output_type == "latent" or num_candidates is not None) and not hasattr(self.world_model, "decode_future"):
             raise ValueError(
                 f"output_type='latent' and num_candidates need a delta-token world model; {type(self.world_model).__name__} "
@@ -218,7 +216,8 @@ class DeltaWorldPipeline(DiffusionPipeline):
             num_samples (default: the model's `num_samples_eval`): futures per clip.
             num_candidates: draw this many futures in token space and decode only `num_samples` of them, chosen for
                 diversity in token space over the whole rollout; `candidate_indices` says which, `candidate_weights`
-                what share of the drawn futures each stands for (`mean_future_features` is weighted by it).
+                what share of the drawn futures each stands for (`mean_future_features` is weighted by it). With
+                `output_type="latent"` the chosen ones come back as delta tokens only, to decode later with [`decode`].
             candidate_selection: how to choose them: `"k_medoids"` (default: typical futures of different modes, the
                 largest first) or `"farthest_point"` (the most spread out, extremes included).
             generator (one, or a list with one per clip) or seed: randomness of the noise queries; noise
