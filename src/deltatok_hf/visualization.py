@@ -211,6 +211,7 @@ def make_forecast_grid(
     max_samples_shown: int = 4,
     cell_size: int = 96,
     title: str | None = None,
+    mean_label: str | None = None,
 ) -> Image.Image:
     """
     A labelled picture of one forecast: columns are times (context, then the future), rows are
@@ -230,6 +231,7 @@ def make_forecast_grid(
             "ground_truth": (F, H, W)}}`; integer maps are drawn as classes, float maps as depth.
         future_frames (`(num_samples, num_future_frames, height, width, 3)` uint8): decoded RGB of every sample.
         mean_future_frames (`(num_future_frames, height, width, 3)` uint8): decoded RGB of the mean features.
+        mean_label: the mean row's label (default `"mean of {num_samples}"`).
     """
     if future_features.ndim != 4:
         raise ValueError(
@@ -270,7 +272,7 @@ def make_forecast_grid(
     rows.append(("context | truth" if ground_truth_features is not None else "context", list(context_pca) + truth_pca))
     for sample in range(samples_pca.shape[0]):
         rows.append((f"sample {sample + 1}", blank_context + list(samples_pca[sample])))
-    rows.append((f"mean of {num_samples}", blank_context + list(mean_pca)))
+    rows.append((mean_label or f"mean of {num_samples}", blank_context + list(mean_pca)))
 
     for name, maps in (task_maps or {}).items():
         float_maps = [m for m in maps.values() if m is not None and m.is_floating_point()]
@@ -316,6 +318,8 @@ def _grid_from_output(output, title: str | None = None, **kwargs) -> Image.Image
         future_frames=_frames_array(output.future_frames),
         mean_future_frames=_frames_array(output.mean_future_frames),
         title=title,
+        # Select-then-decode's mean counts each kept future for its share of the candidates.
+        mean_label=None if output.candidate_weights is None else f"weighted mean of {len(output.candidate_weights)} kept",
         **kwargs,
     )
 
@@ -426,7 +430,7 @@ def _fork_columns(clip, mode_names: Sequence[str], max_samples_shown: int) -> tu
     titles = [f"t={t:.2f}s" for t in times] + [f"branch {name}" for name in mode_names]
     weights = getattr(clip, "candidate_weights", None)
     if weights is not None:  # select-then-decode: the kept futures, each with the share of the drawn ones it stands for
-        titles += [f"kept {k + 1}: {float(weights[k]):.0%}" for k in range(shown)] + [f"mean of {num_samples} kept"]
+        titles += [f"kept {k + 1}: {float(weights[k]):.0%}" for k in range(shown)] + [f"weighted mean of {num_samples}"]
     else:
         titles += [f"sample {k + 1}" for k in range(shown)] + [f"mean of {num_samples}"]
     cells = list(clip.context_frames) + list(clip.branch_frames) + list(clip.sample_frames[:shown]) + [clip.mean_frame]
