@@ -376,7 +376,8 @@ def _demo_command(args: argparse.Namespace) -> int:
             print(
                 f"select-then-decode on the same clips: {selection['num_candidates']} futures drawn as delta tokens, "
                 f"{selection['num_kept']} kept by {SELECTION_NAMES[selection['method']]} in token space and decoded (the "
-                "share of the drawn futures each stands for in brackets):"
+                "share of the drawn futures each stands for in brackets; fork_selected.png ends each row with their "
+                "pixel mean weighted by those shares):"
             )
             for index, clip in enumerate(selection["clips"]):
                 kept = ", ".join(f"{future['mode']} ({future['weight']:.2f})" for future in clip["kept"])

@@ -430,7 +430,7 @@ def _fork_columns(clip, mode_names: Sequence[str], max_samples_shown: int) -> tu
     titles = [f"t={t:.2f}s" for t in times] + [f"branch {name}" for name in mode_names]
     weights = getattr(clip, "candidate_weights", None)
     if weights is not None:  # select-then-decode: the kept futures, each with the share of the drawn ones it stands for
-        titles += [f"kept {k + 1}: {float(weights[k]):.0%}" for k in range(shown)] + [f"weighted mean of {num_samples}"]
+        titles += [f"kept {k + 1}: {float(weights[k]):.0%}" for k in range(shown)] + ["weighted mean"]
     else:
         titles += [f"sample {k + 1}" for k in range(shown)] + [f"mean of {num_samples}"]
     cells = list(clip.context_frames) + list(clip.branch_frames) + list(clip.sample_frames[:shown]) + [clip.mean_frame]
