@@ -3,6 +3,7 @@ loading, callbacks, latent output, decoding later, select-then-decode and bad in
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -494,6 +495,10 @@ def test_the_mean_of_select_then_decode_is_weighted_and_follows_decoding_a_subse
     expected = out.future_features[2] * share[0] + out.future_features[0] * share[1]
     torch.testing.assert_close(again.mean_future_features, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(pipe.decode(out).mean_future_features, out.mean_future_features, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="candidate_weights must be finite, non-negative"):
+        pipe.decode(dataclasses.replace(out, candidate_weights=torch.zeros(3)))
+    with pytest.raises(ValueError, match=r"weights must have shape \(1, 3\)"):
+        pipe.decode(dataclasses.replace(out, candidate_weights=weights[:2]))
     # Choosing in token space without decoding: the same choice, decoded later to the same forecast.
     latent = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, size=32, seed=2, output_type="latent")
     assert latent.future_features is None and latent.mean_future_features is None
