@@ -36,7 +36,7 @@ import time
 import torch
 
 from _common import build_model, machine_info, write_json
-from bench_training import current_rss_mib, peak_rss_mib, reset_peak_rss
+from bench_training import current_rss_mib, peak_rss_mib, ratio, reset_peak_rss
 
 
 def training_step(model, optimizer, delta_tokens, timestamps, candidates: int, seed: int):
@@ -139,7 +139,7 @@ def main() -> None:
         for mode in modes:
             for name in ("peak_rss_mib", "peak_above_before_mib", "cuda_peak_mib", "cuda_peak_above_before_mib"):
                 if name in row[mode]:
-                    row[mode][f"{name}_vs_first_K"] = round(row[mode][name] / max(reference[mode][name], 1e-9), 3)
+                    row[mode][f"{name}_vs_first_K"] = ratio(row[mode][name], reference[mode][name])
         write_json(args.output, results)
         print(json.dumps(row), flush=True)
 

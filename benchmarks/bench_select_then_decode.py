@@ -8,8 +8,8 @@
    chosen among `--num-candidates` futures drawn in token space by each of `--selections` (k-medoids, farthest-point)
    and decoded; all the candidates decoded give the ceiling (`--no-ceiling` skips it); `--floor` adds a diagnostic
    arm, select-then-decode with the choice replaced by "the first N" (`first_candidates_instead_of_selection`): the
-   time of everything but the choice. Coverage = fraction of the branches that some decoded sample shows, read from its RGB pixels (`read_fork_mode`), averaged over clips. The arms
-   run interleaved per clip (order alternating), same seed per clip; the time of an arm is the pipeline call alone (the
+   time of everything but the choice. Coverage = fraction of the branches that some decoded sample shows, read from
+   its RGB pixels (`read_fork_mode`), averaged over clips. The arms run interleaved per clip (order alternating), same seed per clip; the time of an arm is the pipeline call alone (the
    clips are rendered before and the pixels read after), its CPU utilisation = process CPU / wall.
 2. `latent`: 1000 futures x 3 steps with `output_type="latent"` (delta tokens only) vs a decoded 20-sample, 3-step
    forecast, interleaved; `vitb_latent`: the same with ViT-B sizes and random weights (`_common.build_model`) on random

@@ -497,7 +497,7 @@ def test_the_mean_of_select_then_decode_is_weighted_and_follows_decoding_a_subse
     torch.testing.assert_close(pipe.decode(out).mean_future_features, out.mean_future_features, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="candidate_weights must be finite, non-negative"):
         pipe.decode(dataclasses.replace(out, candidate_weights=torch.zeros(3)))
-    with pytest.raises(ValueError, match=r"weights must have shape \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"candidate_weights must have shape \(3,\)"):
         pipe.decode(dataclasses.replace(out, candidate_weights=weights[:2]))
     # Choosing in token space without decoding: the same choice, decoded later to the same forecast.
     latent = pipe(_clip(3), fps=5, num_samples=3, num_candidates=16, size=32, seed=2, output_type="latent")

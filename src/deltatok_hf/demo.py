@@ -283,4 +283,5 @@ __all__ = [
     "load_demo_pipeline",
     "read_fork_forecast",
     "run_fork_demo",
+    "weighted_mean_frame",
 ]

@@ -368,6 +368,13 @@ class DeltaWorldPipeline(DiffusionPipeline):
             for name in ("noise", "candidate_indices", "candidate_weights"):
                 value = getattr(output, name)
                 fields[name] = None if value is None else torch.as_tensor(value)[sample_indices]
+        # The weights of the mean: the pipeline's own always pass these checks; an edited output may not.
+        weights = None if fields["candidate_weights"] is None else torch.as_tensor(fields["candidate_weights"])[None]
+        if weights is not None:
+            if weights.shape != (1, tokens.shape[0]):
+                raise ValueError(f"candidate_weights must have shape ({tokens.shape[0]},), got {tuple(weights.shape[1:])}.")
+            if not torch.isfinite(weights).all() or (weights < 0).any() or not weights.sum() > 0:
+                raise ValueError(f"candidate_weights must be finite, non-negative and not all zero, got {weights[0].tolist()}.")
         frame_size = tuple(torch.as_tensor(output.context_frames).shape[1:3])
         context_features = torch.as_tensor(output.context_features)[None]  # (1, T, N, D): one view
         dtype = self.world_model.dtype
@@ -377,7 +384,6 @@ class DeltaWorldPipeline(DiffusionPipeline):
             "context_features": context_features,
             "ground_truth_features": None if output.ground_truth_features is None else torch.as_tensor(output.ground_truth_features)[None],
         }
-        weights = None if fields["candidate_weights"] is None else torch.as_tensor(fields["candidate_weights"])[None]
         result["mean_future_features"] = sample_mean(result["future_features"], weights)
         result.update(self._heads_and_decoder(result, frame_size))
         decoded = {key: value for key, value in view_fields(result, 0).items() if value is not None and key != "context_features"}

@@ -40,10 +40,6 @@ def sample_mean(features: torch.Tensor, weights: torch.Tensor | None = None) -> 
     """
     if weights is None:
         return features.mean(1)
-    if weights.shape != features.shape[:2]:
-        raise ValueError(f"weights must have shape {tuple(features.shape[:2])} (views, samples), got {tuple(weights.shape)}.")
-    if not torch.isfinite(weights).all() or (weights < 0).any() or not (weights.sum(1) > 0).all():
-        raise ValueError(f"candidate_weights must be finite, non-negative and not all zero, got {weights.tolist()}.")
     weights = weights.to(features.dtype)
     weights = (weights / weights.sum(1, keepdim=True)).reshape(*weights.shape, *[1] * (features.ndim - 2))
     return (features * weights).sum(1)
